@@ -1,0 +1,97 @@
+import path from 'node:path';
+import { z } from 'zod';
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+const int = (min: number) => z.coerce.number().int().min(min);
+const url = z.url({ protocol: /^https?$/ }).transform((u) => u.replace(/\/+$/, ''));
+const blankIsUnset = (v: unknown) => (v === '' ? undefined : v);
+
+/** The environment, as documented in the README's configuration table. */
+const schema = z.object({
+  PORT: int(0).max(65535).default(1080),
+  HOST: z.string().min(1).default('0.0.0.0'),
+  STORAGE_DIR: z.string().min(1).default('./storage'),
+  GLANCE_URL: z.preprocess(blankIsUnset, url.optional()),
+  OS_AUTH_URL: z.preprocess(blankIsUnset, url.optional()),
+  OS_INTERFACE: z.enum(['public', 'internal', 'admin']).default('public'),
+  OS_REGION_NAME: z.preprocess(blankIsUnset, z.string().optional()),
+  MAX_UPLOAD_SIZE: int(1).default(137438953472),
+  PUSH_CONCURRENCY: int(1).max(64).default(2),
+  PUSH_MAX_ATTEMPTS: int(1).default(10),
+  PUSH_RETRY_BASE_MS: int(1).default(2000),
+  PUSH_RETRY_MAX_MS: int(1).default(300000),
+  UPLOAD_EXPIRY_HOURS: z.coerce.number().min(0).default(72),
+  SOCKET_IDLE_TIMEOUT_MS: int(1000).default(120000),
+  SHUTDOWN_GRACE_MS: int(0).default(10000),
+  ALLOWED_ORIGINS: z.preprocess(
+    blankIsUnset,
+    z
+      .string()
+      .transform((s) => s.split(',').map((o) => o.trim()).filter(Boolean))
+      .optional(),
+  ),
+  TRUST_PROXY: z
+    .enum(['0', '1', 'true', 'false'])
+    .default('0')
+    .transform((v) => v === '1' || v === 'true'),
+  LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
+});
+
+export type Env = z.input<typeof schema>;
+
+export interface Config {
+  port: number;
+  host: string;
+  storageDir: string;
+  /** Static Glance endpoint, or undefined to take it from each caller's Keystone catalog. */
+  glanceUrl: string | undefined;
+  keystone: { authUrl: string; interface: 'public' | 'internal' | 'admin'; region: string | undefined } | undefined;
+  maxUploadSize: number;
+  push: { concurrency: number; maxAttempts: number; retryBaseMs: number; retryMaxMs: number };
+  uploadExpiryMs: number;
+  socketIdleTimeoutMs: number;
+  shutdownGraceMs: number;
+  allowedOrigins: string[] | undefined;
+  trustProxy: boolean;
+  logLevel: (typeof LOG_LEVELS)[number];
+}
+
+export class ConfigError extends Error {}
+
+const DEFAULT_GLANCE_URL = 'http://127.0.0.1:9292';
+
+/** Validate the environment; a bad value throws one line that names the variable. */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const known = Object.fromEntries(Object.keys(schema.shape).map((k) => [k, env[k]]));
+  const parsed = schema.safeParse(known);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const name = String(issue.path[0] ?? 'environment');
+    throw new ConfigError(`invalid ${name}=${JSON.stringify(env[name] ?? '')}: ${issue.message}`);
+  }
+  const e = parsed.data;
+  const useCatalog = e.OS_AUTH_URL !== undefined && e.GLANCE_URL === undefined;
+  return {
+    port: e.PORT,
+    host: e.HOST,
+    storageDir: path.resolve(e.STORAGE_DIR),
+    glanceUrl: useCatalog ? undefined : (e.GLANCE_URL ?? DEFAULT_GLANCE_URL),
+    keystone: e.OS_AUTH_URL
+      ? { authUrl: e.OS_AUTH_URL, interface: e.OS_INTERFACE, region: e.OS_REGION_NAME }
+      : undefined,
+    maxUploadSize: e.MAX_UPLOAD_SIZE,
+    push: {
+      concurrency: e.PUSH_CONCURRENCY,
+      maxAttempts: e.PUSH_MAX_ATTEMPTS,
+      retryBaseMs: e.PUSH_RETRY_BASE_MS,
+      retryMaxMs: e.PUSH_RETRY_MAX_MS,
+    },
+    uploadExpiryMs: e.UPLOAD_EXPIRY_HOURS * 3600_000,
+    socketIdleTimeoutMs: e.SOCKET_IDLE_TIMEOUT_MS,
+    shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
+    allowedOrigins: e.ALLOWED_ORIGINS,
+    trustProxy: e.TRUST_PROXY,
+    logLevel: e.LOG_LEVEL,
+  };
+}

@@ -1,0 +1,132 @@
+import fsp from 'node:fs/promises';
+import http from 'node:http';
+import path from 'node:path';
+import { MemoryLocker } from '@tus/server';
+import type { Config } from './config.js';
+import { GlanceClient } from './glance/client.js';
+import { CatalogEndpoint, StaticEndpoint, type EndpointResolver } from './glance/endpoint.js';
+import { createApp } from './http/app.js';
+import { ContentGuard } from './ingest/content-guard.js';
+import { IngestFileStore } from './ingest/file-store.js';
+import { Preflight } from './ingest/preflight.js';
+import { createTusServer, TUS_PATH } from './ingest/tus-server.js';
+import { Uploads } from './ingest/uploads.js';
+import type { Logger } from './logger.js';
+import { FileStateStore } from './state/file-state-store.js';
+import { TokenVault } from './state/token-vault.js';
+import { UploadEvents } from './state/upload-events.js';
+import { Pusher } from './transfer/pusher.js';
+
+export interface Gateway {
+  server: http.Server;
+  uploads: Uploads;
+  pusher: Pusher;
+  events: UploadEvents;
+  /** Resolves once listening; `port` is then the real one (config port 0 picks a free one). */
+  listen(): Promise<{ port: number }>;
+  /** Stop taking requests, let running PATCHes finish for a grace period, abort pushes. */
+  close(): Promise<void>;
+}
+
+const EXPIRY_SWEEP_MS = 60 * 60_000;
+
+/** Wire the layers: HTTP -> ingest (tus) -> transfer (push) -> Glance client. */
+export async function createGateway(config: Config, logger: Logger): Promise<Gateway> {
+  const uploadsDir = path.join(config.storageDir, 'uploads');
+  await fsp.mkdir(uploadsDir, { recursive: true });
+
+  const events = new UploadEvents();
+  const store = await FileStateStore.open(path.join(config.storageDir, 'state'), events);
+  const tokens = new TokenVault();
+  const glance = new GlanceClient();
+  const endpoints: EndpointResolver = config.glanceUrl
+    ? new StaticEndpoint(config.glanceUrl)
+    : new CatalogEndpoint(config.keystone!.authUrl, config.keystone!.interface, config.keystone!.region);
+
+  let uploads: Uploads | undefined;
+  const files = new IngestFileStore({
+    directory: uploadsDir,
+    expiryMs: config.uploadExpiryMs,
+    onExpired: (id) => uploads!.forget(id),
+  });
+  const pusher = new Pusher({ store, tokens, glance, files, events, logger }, config.push);
+  uploads = new Uploads({ store, tokens, glance, files, pusher, logger, storageDir: config.storageDir });
+  files.guard = new ContentGuard({
+    describe: async (id) => {
+      const record = await store.get(id);
+      return record?.state === 'receiving' ? { diskFormat: record.diskFormat, size: record.size } : undefined;
+    },
+    readRange: (id, start, length) => files.readRange(id, start, length),
+    discard: async (id) => {
+      await files.remove(id);
+      await uploads!.forget(id);
+    },
+  });
+
+  const preflight = new Preflight({ glance, endpoints, spareBytes: () => uploads!.spareBytes() });
+  const tus = createTusServer({
+    files,
+    locker: new MemoryLocker(), // one process; a shared locker goes here for several instances
+    preflight,
+    uploads,
+    store,
+    tokens,
+    events,
+    logger,
+    maxUploadSize: config.maxUploadSize,
+    allowedOrigins: config.allowedOrigins,
+    trustProxy: config.trustProxy,
+  });
+
+  const health = {
+    storage: async () => {
+      const probe = path.join(config.storageDir, `.ready-${process.pid}`);
+      await fsp.writeFile(probe, 'ok');
+      await fsp.rm(probe);
+    },
+    glance: () => (config.glanceUrl ? glance.ping(config.glanceUrl) : pingKeystone(glance, config.keystone!.authUrl)),
+  };
+  const { allowedOrigins, trustProxy } = config;
+  const app = createApp({ tus, tusPath: TUS_PATH, uploads, pusher, events, health, logger, allowedOrigins, trustProxy });
+  const server = http.createServer(app);
+  // A PATCH of many GB is one long request: no total limit, only an idle one.
+  server.requestTimeout = 0;
+  server.headersTimeout = 60_000;
+  server.keepAliveTimeout = 65_000;
+  server.timeout = config.socketIdleTimeoutMs;
+
+  await uploads.recover();
+  const sweep = setInterval(() => {
+    tus.cleanUpExpiredUploads().catch((err: unknown) => logger.error({ err }, 'expiry sweep failed'));
+  }, EXPIRY_SWEEP_MS).unref();
+
+  return {
+    server,
+    uploads,
+    pusher,
+    events,
+    listen: () =>
+      new Promise((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(config.port, config.host, () => {
+          const address = server.address();
+          resolve({ port: typeof address === 'object' && address ? address.port : config.port });
+        });
+      }),
+    close: async () => {
+      clearInterval(sweep);
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      const grace = setTimeout(() => server.closeAllConnections(), config.shutdownGraceMs);
+      pusher.close();
+      await closed;
+      clearTimeout(grace);
+      await glance.close();
+    },
+  };
+}
+
+/** In catalog mode there is no fixed Glance to ask: Keystone answering is the readiness signal. */
+function pingKeystone(glance: GlanceClient, authUrl: string): Promise<void> {
+  return glance.ping(authUrl.replace(/\/v3$/, '')).catch(async () => glance.ping(authUrl));
+}

@@ -1,0 +1,50 @@
+import type { Server } from '@tus/server';
+import express from 'express';
+import type { Uploads } from '../ingest/uploads.js';
+import type { Logger } from '../logger.js';
+import type { UploadEvents } from '../state/upload-events.js';
+import type { Pusher } from '../transfer/pusher.js';
+import { cors } from './cors.js';
+import { errorHandler, notFound } from './errors.js';
+import { healthRoutes, type HealthChecks } from './health-routes.js';
+import { statusRoutes } from './status-routes.js';
+import { tusRoutes } from './tus-routes.js';
+
+export interface AppDeps {
+  tus: Server;
+  tusPath: string;
+  uploads: Uploads;
+  pusher: Pusher;
+  events: UploadEvents;
+  health: HealthChecks;
+  allowedOrigins: string[] | undefined;
+  trustProxy: boolean;
+  logger: Logger;
+}
+
+/** The HTTP surface. No body parser: tus reads PATCH bodies as streams. */
+export function createApp(deps: AppDeps): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', deps.trustProxy);
+  app.use(requestLog(deps.logger));
+  app.use(cors(deps.allowedOrigins));
+  app.use(healthRoutes(deps.health));
+  app.use(statusRoutes(deps.uploads, deps.pusher, deps.events, deps.tusPath));
+  app.use(tusRoutes(deps.tus, deps.uploads, deps.tusPath));
+  app.use(notFound);
+  app.use(errorHandler(deps.logger));
+  return app;
+}
+
+/** One line per request; headers are not logged, so no token can be. */
+function requestLog(logger: Logger): express.RequestHandler {
+  return (req, res, next) => {
+    const started = process.hrtime.bigint();
+    res.on('close', () => {
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      logger.debug({ method: req.method, url: req.originalUrl, status: res.statusCode, ms: Math.round(ms) }, 'request');
+    });
+    next();
+  };
+}

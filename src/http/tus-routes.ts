@@ -1,0 +1,46 @@
+import type { Server } from '@tus/server';
+import { Router, type Request, type Response } from 'express';
+import { NodeRequest, sendNodeResponse } from 'srvx/node';
+import { NotFoundError } from '../errors.js';
+import type { Uploads } from '../ingest/uploads.js';
+import { sendError } from './errors.js';
+import { isUploadId, tokenOf } from './request.js';
+
+/**
+ * The tus endpoint. Requests at an existing upload pass the access check first
+ * (its token must see the image); creation runs its pre-flight inside tus's hook.
+ */
+export function tusRoutes(tus: Server, uploads: Uploads, mount: string): Router {
+  const router = Router();
+
+  const handle = async (req: Request, res: Response) => {
+    const response = await tus.handleWeb(new NodeRequest({ req, res }));
+    if (response.status >= 400 && response.headers.get('content-length') !== '0') {
+      response.headers.set('Content-Type', 'application/json; charset=utf-8');
+    }
+    if (req.method === 'POST' && response.status === 201) {
+      const id = response.headers.get('location')?.split('/').pop();
+      const record = id ? await uploads.record(id) : undefined;
+      if (record) response.headers.set('Glance-Image-Id', record.imageId);
+    }
+    await sendNodeResponse(res, response);
+  };
+
+  router.all([mount, `${mount}/`], handle);
+  router.all(`${mount}/:id`, async (req, res) => {
+    const id = req.params.id;
+    if (req.method !== 'OPTIONS') {
+      if (req.method === 'GET') return void res.status(405).set('Allow', 'HEAD, PATCH, DELETE, OPTIONS').json({
+        error: { code: 'method_not_allowed', message: 'uploads are not downloadable; see /files/{id}/status' },
+      });
+      if (!isUploadId(id)) return sendError(res, new NotFoundError('upload not found'));
+      try {
+        await uploads.authorize(id, tokenOf(req));
+      } catch (err) {
+        return sendError(res, err);
+      }
+    }
+    await handle(req, res);
+  });
+  return router;
+}

@@ -1,0 +1,98 @@
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { FileStore } from '@tus/file-store';
+import type { Upload } from '@tus/utils';
+import type { StoredFiles } from '../transfer/stored-files.js';
+import type { ContentGuard } from './content-guard.js';
+
+export interface IngestFileStoreOptions {
+  directory: string;
+  /** Unfinished uploads idle this long are removed; 0 keeps them forever. */
+  expiryMs: number;
+  /** Called for each upload the expiry sweep removed. */
+  onExpired?: (uploadId: string) => Promise<void>;
+}
+
+const READ_CHUNK = 1 << 20;
+
+/**
+ * @tus/file-store with the gateway's rules: a length is always declared, expiry counts
+ * from the last write and never touches complete uploads (they wait for their push),
+ * and incoming bytes pass the content guard.
+ */
+export class IngestFileStore extends FileStore implements StoredFiles {
+  guard: ContentGuard | undefined;
+
+  constructor(private readonly opts: IngestFileStoreOptions) {
+    super({ directory: opts.directory, expirationPeriodInMilliseconds: opts.expiryMs });
+    this.extensions = ['creation', 'creation-with-upload', 'termination', ...(opts.expiryMs > 0 ? ['expiration'] : [])];
+  }
+
+  path(uploadId: string): string {
+    return path.join(this.directory, uploadId);
+  }
+
+  override read(uploadId: string): fs.ReadStream {
+    return fs.createReadStream(this.path(uploadId), { highWaterMark: READ_CHUNK });
+  }
+
+  override write(readable: Readable, uploadId: string, offset: number): Promise<number> {
+    const write = (r: Readable) => super.write(r, uploadId, offset);
+    return this.guard ? this.guard.write(uploadId, readable, offset, write) : write(readable);
+  }
+
+  /**
+   * @tus/server checks expiry against `creation_date`: reporting the last write there
+   * makes it an idle timeout, and leaving it out for complete uploads exempts them.
+   */
+  override async getUpload(uploadId: string): Promise<Upload> {
+    const upload = await super.getUpload(uploadId);
+    if (upload.size !== undefined && upload.offset >= upload.size) {
+      upload.creation_date = undefined;
+    } else {
+      upload.creation_date = (await fsp.stat(this.path(uploadId))).mtime.toISOString();
+    }
+    return upload;
+  }
+
+  /** Bytes stored so far (the tus offset). */
+  async offset(uploadId: string): Promise<number> {
+    return (await fsp.stat(this.path(uploadId))).size;
+  }
+
+  async readRange(uploadId: string, start: number, length: number): Promise<Buffer> {
+    const handle = await fsp.open(this.path(uploadId), 'r');
+    try {
+      const buffer = Buffer.alloc(length);
+      const { bytesRead } = await handle.read(buffer, 0, length, start);
+      return buffer.subarray(0, bytesRead);
+    } finally {
+      await handle.close();
+    }
+  }
+
+  /** Free a pushed upload's blocks but keep its size, so HEAD still reports it complete. */
+  async release(uploadId: string): Promise<void> {
+    const file = this.path(uploadId);
+    const { size } = await fsp.stat(file);
+    await fsp.truncate(file, 0);
+    await fsp.truncate(file, size); // a sparse file: the size without the data
+  }
+
+  override async deleteExpired(): Promise<number> {
+    const ids = (await this.configstore.list?.()) ?? [];
+    const now = Date.now();
+    let removed = 0;
+    for (const id of ids) {
+      const upload = await this.getUpload(id).catch(() => undefined);
+      if (!upload?.creation_date) continue; // complete, or already gone
+      if (now - Date.parse(upload.creation_date) < this.opts.expiryMs) continue;
+      await this.remove(id);
+      await this.opts.onExpired?.(id);
+      removed++;
+    }
+    return removed;
+  }
+}

@@ -1,0 +1,89 @@
+import { randomBytes } from 'node:crypto';
+import { Server } from '@tus/server';
+import { EVENTS, type Locker } from '@tus/utils';
+import { toHttpError, type HttpError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import type { UploadStateStore } from '../state/state-store.js';
+import type { TokenVault } from '../state/token-vault.js';
+import type { UploadEvents } from '../state/upload-events.js';
+import { newRecord } from '../state/upload-record.js';
+import type { Preflight } from './preflight.js';
+import type { IngestFileStore } from './file-store.js';
+import type { Uploads } from './uploads.js';
+
+export const TUS_PATH = '/files';
+
+export interface TusServerDeps {
+  files: IngestFileStore;
+  locker: Locker;
+  preflight: Preflight;
+  uploads: Uploads;
+  store: UploadStateStore;
+  tokens: TokenVault;
+  events: UploadEvents;
+  logger: Logger;
+  maxUploadSize: number;
+  allowedOrigins: string[] | undefined;
+  trustProxy: boolean;
+}
+
+/** Gateway headers a browser must be able to read. */
+export const EXPOSED_HEADERS = ['Glance-Image-Id', 'Glance-Upload-State'];
+
+/** @tus/server with the gateway's pre-flight at creation and the push hand-off at completion. */
+export function createTusServer(deps: TusServerDeps): Server {
+  const server = new Server({
+    path: TUS_PATH,
+    datastore: deps.files,
+    locker: deps.locker,
+    // The contract says an upload must be strictly smaller than MAX_UPLOAD_SIZE.
+    maxSize: deps.maxUploadSize - 1,
+    respectForwardedHeaders: deps.trustProxy,
+    namingFunction: () => randomBytes(16).toString('hex'),
+    allowedOrigins: (origin) => deps.allowedOrigins?.includes(origin) ?? false,
+    allowedHeaders: ['X-Auth-Token'],
+    exposedHeaders: EXPOSED_HEADERS,
+    postReceiveInterval: 250,
+
+    async onUploadCreate(req, upload) {
+      const token = req.headers.get('x-auth-token');
+      const admitted = await deps.preflight.admit(token, upload.metadata, upload.size ?? 0);
+      const { imageId, glanceUrl, diskFormat } = admitted;
+      await deps.store.create(newRecord({ id: upload.id, imageId, glanceUrl, diskFormat, size: upload.size ?? 0 }));
+      deps.tokens.remember(upload.id, token!);
+      deps.logger.info({ uploadId: upload.id, imageId, size: upload.size }, 'upload created');
+      // Stored with the upload, so HEAD shows which image it feeds.
+      return { metadata: { ...upload.metadata, image_id: imageId } };
+    },
+
+    async onUploadFinish(_req, upload) {
+      const state = await deps.uploads.complete(upload.id);
+      return { headers: { 'Glance-Upload-State': state } };
+    },
+
+    onResponseError(_req, err) {
+      const { status, body } = tusOrGatewayError(err);
+      if (status >= 500) deps.logger.error({ err }, 'request failed');
+      return { status_code: status, body: JSON.stringify(body) };
+    },
+  });
+
+  server.on(EVENTS.POST_RECEIVE, (_req, upload) => {
+    deps.events.publish({ kind: 'progress', id: upload.id, offset: upload.offset });
+  });
+  server.on(EVENTS.POST_TERMINATE, (_req, _res, id) => {
+    deps.uploads.forget(id).catch((err: unknown) => deps.logger.error({ err, uploadId: id }, 'forget failed'));
+  });
+  return server;
+}
+
+/** tus's own refusals are `{ status_code, body }` plain text; give them the gateway's JSON shape. */
+function tusOrGatewayError(err: unknown): HttpError {
+  const tus = err as { status_code?: unknown; body?: unknown };
+  if (typeof tus.status_code === 'number' && typeof tus.body === 'string') {
+    const message = tus.body.trim();
+    const code = message.toLowerCase().replace(/[^a-z0-9]+/g, '_').replace(/^_|_$/g, '').slice(0, 40) || 'tus_error';
+    return { status: tus.status_code, body: { error: { code, message } } };
+  }
+  return toHttpError(err);
+}

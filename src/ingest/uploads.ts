@@ -1,0 +1,115 @@
+import { timingSafeEqual } from 'node:crypto';
+import { GlanceUnreachableError, NotFoundError, TokenMissingError } from '../errors.js';
+import type { GlanceClient } from '../glance/client.js';
+import type { Logger } from '../logger.js';
+import type { UploadStateStore } from '../state/state-store.js';
+import type { TokenVault } from '../state/token-vault.js';
+import type { UploadRecord, UploadState } from '../state/upload-record.js';
+import type { Pusher } from '../transfer/pusher.js';
+import { freeBytes } from './disk-space.js';
+import type { IngestFileStore } from './file-store.js';
+import { asRequestError } from './glance-errors.js';
+
+export interface UploadsDeps {
+  store: UploadStateStore;
+  tokens: TokenVault;
+  glance: GlanceClient;
+  files: IngestFileStore;
+  pusher: Pusher;
+  logger: Logger;
+  storageDir: string;
+}
+
+/** What `GET /files/{id}/status` and the event stream show. */
+export type UploadStatus = Pick<
+  UploadRecord,
+  'id' | 'imageId' | 'state' | 'size' | 'pushed' | 'attempts' | 'nextAttemptAt' | 'glance' | 'error' | 'createdAt' | 'updatedAt'
+> & { offset: number };
+
+/** The uploads as the HTTP layer sees them: who may touch one, what it looks like, removing one. */
+export class Uploads {
+  constructor(private readonly deps: UploadsDeps) {}
+
+  /**
+   * Let a request at an upload through only if its token can see the upload's image
+   * (else 404, as for an unknown upload). An accepted token becomes the upload's freshest.
+   */
+  async authorize(uploadId: string, token: string | null): Promise<UploadRecord> {
+    if (!token) throw new TokenMissingError('X-Auth-Token is required');
+    const record = await this.deps.store.get(uploadId);
+    if (!record) throw new NotFoundError(`upload ${uploadId} not found`);
+    try {
+      await this.deps.glance.getImage({ endpoint: record.glanceUrl, token }, record.imageId);
+    } catch (err) {
+      const mapped = asRequestError(err, 'upload');
+      // While Glance is down, a token this upload already proved keeps it resumable.
+      if (!(mapped instanceof GlanceUnreachableError && sameToken(this.deps.tokens.get(uploadId), token))) throw mapped;
+    }
+    this.deps.tokens.remember(uploadId, token);
+    await this.deps.pusher.tokenArrived(uploadId);
+    return record;
+  }
+
+  /** The last byte arrived: the end-of-file content check, then the push. Idempotent. */
+  async complete(uploadId: string): Promise<UploadState> {
+    const record = await this.deps.store.get(uploadId);
+    if (!record) throw new NotFoundError(`upload ${uploadId} not found`);
+    if (record.state !== 'receiving') return record.state;
+    await this.deps.files.guard?.finish(uploadId);
+    return this.deps.pusher.submit(uploadId);
+  }
+
+  async record(uploadId: string): Promise<UploadRecord | undefined> {
+    return this.deps.store.get(uploadId);
+  }
+
+  async status(uploadId: string): Promise<UploadStatus> {
+    const record = await this.deps.store.get(uploadId);
+    if (!record) throw new NotFoundError(`upload ${uploadId} not found`);
+    return this.view(record);
+  }
+
+  async view(record: UploadRecord): Promise<UploadStatus> {
+    const offset = record.state === 'receiving' ? await this.deps.files.offset(record.id).catch(() => 0) : record.size;
+    const { id, imageId, state, size, attempts, nextAttemptAt, glance, error, createdAt, updatedAt } = record;
+    const pushed = this.deps.pusher.livePushed(id) ?? record.pushed;
+    return { id, imageId, state, size, offset, pushed, attempts, nextAttemptAt, glance, error, createdAt, updatedAt };
+  }
+
+  /** Forget an upload whose data is gone (terminated, expired, refused). */
+  async forget(uploadId: string): Promise<void> {
+    this.deps.pusher.cancel(uploadId);
+    this.deps.tokens.forget(uploadId);
+    await this.deps.store.delete(uploadId);
+  }
+
+  /** Free storage less what the uploads in progress still need. */
+  async spareBytes(): Promise<number> {
+    let owed = 0;
+    for (const record of await this.deps.store.list()) {
+      if (record.state === 'receiving') owed += record.size - (await this.deps.files.offset(record.id).catch(() => 0));
+    }
+    return (await freeBytes(this.deps.storageDir)) - owed;
+  }
+
+  /** At start: drop records whose data is gone, and queue uploads that completed just before a stop. */
+  async recover(): Promise<void> {
+    for (const record of await this.deps.store.list()) {
+      const offset = await this.deps.files.offset(record.id).catch(() => undefined);
+      if (offset === undefined) {
+        this.deps.logger.warn({ uploadId: record.id }, 'upload data missing; record dropped');
+        await this.deps.store.delete(record.id);
+      } else if (record.state === 'receiving' && offset >= record.size) {
+        await this.complete(record.id).catch((err: unknown) =>
+          this.deps.logger.warn({ err, uploadId: record.id }, 'completed upload refused at start'),
+        );
+      }
+    }
+    await this.deps.pusher.recover();
+  }
+}
+
+function sameToken(known: string | undefined, given: string): boolean {
+  if (known === undefined || known.length !== given.length) return false;
+  return timingSafeEqual(Buffer.from(known), Buffer.from(given));
+}

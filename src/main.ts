@@ -1,0 +1,48 @@
+import { ConfigError, loadConfig } from './config.js';
+import { createGateway } from './gateway.js';
+import { createLogger } from './logger.js';
+
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`configuration error: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const logger = createLogger(config.logLevel);
+  const gateway = await createGateway(config, logger);
+  const { port } = await gateway.listen();
+  logger.info(
+    {
+      address: `http://${config.host}:${port}`,
+      storageDir: config.storageDir,
+      glance: config.glanceUrl ?? `from the token catalog of ${config.keystone?.authUrl}`,
+    },
+    `listening on ${config.host}:${port}; storage ${config.storageDir}; Glance ${config.glanceUrl ?? 'from the Keystone catalog'}`,
+  );
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    gateway.close().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        logger.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`fatal: ${err instanceof Error ? err.stack : String(err)}\n`);
+  process.exit(1);
+});

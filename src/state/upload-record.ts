@@ -1,0 +1,70 @@
+/** The push states of the contract, in the order an upload normally walks them. */
+export const UPLOAD_STATES = [
+  'receiving',
+  'queued',
+  'pushing',
+  'verifying',
+  'active',
+  'retrying',
+  'awaiting_token',
+  'failed',
+] as const;
+export type UploadState = (typeof UPLOAD_STATES)[number];
+
+/** States in which the push has work left to do and may be resumed. */
+export const UNFINISHED_PUSH_STATES: readonly UploadState[] = ['queued', 'pushing', 'verifying', 'retrying', 'awaiting_token'];
+
+export interface GlanceSnapshot {
+  status: string;
+  size: number | null;
+  checksum: string | null;
+  os_hash_algo: string | null;
+  os_hash_value: string | null;
+}
+
+export interface PushError {
+  code: string;
+  message: string;
+  httpStatus?: number;
+}
+
+export interface FileHashes {
+  md5: string;
+  sha512: string;
+}
+
+/** What the gateway persists about one upload. Never holds a token. */
+export interface UploadRecord {
+  id: string;
+  imageId: string;
+  /** Glance endpoint root the image lives at (static, or from the creator's catalog). */
+  glanceUrl: string;
+  diskFormat: string;
+  size: number;
+  state: UploadState;
+  pushed: number;
+  attempts: number;
+  nextAttemptAt: string | null;
+  glance: GlanceSnapshot | null;
+  error: PushError | null;
+  /** Hashes of the complete stored file, once a push has read it whole. */
+  hashes: FileHashes | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export function newRecord(fields: Pick<UploadRecord, 'id' | 'imageId' | 'glanceUrl' | 'diskFormat' | 'size'>): UploadRecord {
+  const now = new Date().toISOString();
+  return {
+    ...fields,
+    state: 'receiving',
+    pushed: 0,
+    attempts: 0,
+    nextAttemptAt: null,
+    glance: null,
+    error: null,
+    hashes: null,
+    createdAt: now,
+    updatedAt: now,
+  };
+}

@@ -1,0 +1,285 @@
+import { pipeline } from 'node:stream';
+import { NotFoundError, PushNotRestartableError } from '../errors.js';
+import type { GlanceClient } from '../glance/client.js';
+import { GlanceHttpError, GlanceNetworkError } from '../glance/errors.js';
+import type { GlanceAuth, Image } from '../glance/image.js';
+import type { Logger } from '../logger.js';
+import type { UploadStateStore } from '../state/state-store.js';
+import type { TokenVault } from '../state/token-vault.js';
+import type { UploadEvents } from '../state/upload-events.js';
+import {
+  UNFINISHED_PUSH_STATES,
+  type FileHashes,
+  type GlanceSnapshot,
+  type PushError,
+  type UploadRecord,
+  type UploadState,
+} from '../state/upload-record.js';
+import { backoffDelay } from './backoff.js';
+import { HashingStream, hashFile } from './hashing.js';
+import { holdsOurBytes, judgeImage, type ImageVerdict } from './image-verdict.js';
+import { LocalPushQueue, type PushQueue } from './push-queue.js';
+import type { StoredFiles } from './stored-files.js';
+
+export interface PushPolicy {
+  concurrency: number;
+  maxAttempts: number;
+  retryBaseMs: number;
+  retryMaxMs: number;
+}
+
+export interface PusherDeps {
+  store: UploadStateStore;
+  tokens: TokenVault;
+  glance: GlanceClient;
+  files: StoredFiles;
+  events: UploadEvents;
+  logger: Logger;
+  /** Defaults to a LocalPushQueue of `policy.concurrency` slots. */
+  queue?: (worker: (uploadId: string) => Promise<void>) => PushQueue;
+}
+
+const PROGRESS_EVERY_MS = 250;
+
+/**
+ * Moves complete uploads into Glance: one attempt per queue slot, Glance's answers
+ * mapped to the contract's states, retries on timers, verification after the 204.
+ */
+export class Pusher {
+  readonly #queue: PushQueue;
+  readonly #inflight = new Map<string, AbortController>();
+  readonly #timers = new Map<string, NodeJS.Timeout>();
+  readonly #pushed = new Map<string, { bytes: number; sentAt: number }>();
+
+  constructor(
+    private readonly deps: PusherDeps,
+    private readonly policy: PushPolicy,
+  ) {
+    const worker = (id: string) => this.#attempt(id);
+    this.#queue = deps.queue ? deps.queue(worker) : new LocalPushQueue(policy.concurrency, worker);
+  }
+
+  get queueDepth(): number {
+    return this.#queue.depth;
+  }
+
+  /** Bytes sent in the running attempt, if one runs. */
+  livePushed(uploadId: string): number | undefined {
+    return this.#pushed.get(uploadId)?.bytes;
+  }
+
+  /** The upload is complete: queue its push. Idempotent; returns the state it is in now. */
+  async submit(uploadId: string): Promise<UploadState> {
+    const record = await this.#get(uploadId);
+    if (record.state !== 'receiving') return record.state;
+    return this.#enqueue(uploadId, { attempts: 0 });
+  }
+
+  /** A request with a token that Glance accepted reached this upload. */
+  async tokenArrived(uploadId: string): Promise<void> {
+    const record = await this.deps.store.get(uploadId);
+    if (record?.state === 'awaiting_token') await this.#enqueue(uploadId, { attempts: 0 });
+  }
+
+  /** `POST /files/{id}/push`: start a stopped push again, with a fresh retry budget. */
+  async restart(uploadId: string): Promise<UploadRecord> {
+    const record = await this.#get(uploadId);
+    if (!['failed', 'awaiting_token', 'retrying'].includes(record.state)) {
+      const why = record.state === 'receiving' ? 'the upload is not complete' : `the push is ${record.state}`;
+      throw new PushNotRestartableError(`cannot start the push: ${why}`);
+    }
+    this.#clearTimer(uploadId);
+    await this.#enqueue(uploadId, { attempts: 0, error: null });
+    return this.#get(uploadId);
+  }
+
+  /** The upload is being removed: stop everything about it. */
+  cancel(uploadId: string): void {
+    this.#clearTimer(uploadId);
+    this.#queue.remove(uploadId);
+    this.#inflight.get(uploadId)?.abort();
+  }
+
+  /** After a start no token is held, so every unfinished push waits for its client's next request. */
+  async recover(): Promise<void> {
+    for (const record of await this.deps.store.list()) {
+      if (UNFINISHED_PUSH_STATES.includes(record.state) && record.state !== 'awaiting_token') {
+        await this.deps.store.update(record.id, { state: 'awaiting_token', nextAttemptAt: null });
+      }
+    }
+  }
+
+  /** Shutdown: abort running pushes and leave their state for the next start. */
+  close(): void {
+    this.#queue.close();
+    for (const id of this.#timers.keys()) this.#clearTimer(id);
+    for (const controller of this.#inflight.values()) controller.abort();
+  }
+
+  async #enqueue(uploadId: string, patch: Partial<UploadRecord>): Promise<UploadState> {
+    if (!this.deps.tokens.get(uploadId)) {
+      await this.deps.store.update(uploadId, { ...patch, state: 'awaiting_token', nextAttemptAt: null });
+      return 'awaiting_token';
+    }
+    await this.deps.store.update(uploadId, { ...patch, state: 'queued', nextAttemptAt: null });
+    this.#queue.add(uploadId);
+    return 'queued';
+  }
+
+  async #attempt(uploadId: string): Promise<void> {
+    const queued = await this.deps.store.get(uploadId);
+    if (queued?.state !== 'queued') return; // cancelled or moved on while waiting
+    const token = this.deps.tokens.get(uploadId);
+    if (!token) {
+      await this.deps.store.update(uploadId, { state: 'awaiting_token' });
+      return;
+    }
+    const auth = { endpoint: queued.glanceUrl, token };
+    const controller = new AbortController();
+    this.#inflight.set(uploadId, controller);
+    const record = await this.deps.store.update(uploadId, { state: 'pushing', attempts: queued.attempts + 1, pushed: 0 });
+    const log = this.deps.logger.child({ uploadId, imageId: record.imageId, attempt: record.attempts });
+    try {
+      await this.#push(record, auth, controller.signal, log);
+    } catch (err) {
+      if (controller.signal.aborted) {
+        log.info('push aborted; its state is kept for the next start');
+        return;
+      }
+      await this.#onFailure(record, auth, err, log);
+    } finally {
+      this.#inflight.delete(uploadId);
+      this.#pushed.delete(uploadId);
+    }
+  }
+
+  async #push(record: UploadRecord, auth: GlanceAuth, signal: AbortSignal, log: Logger): Promise<void> {
+    // Look before sending: after a crash or a 5xx the image may be saving, or already hold our bytes.
+    const before = await this.deps.glance.getImage(auth, record.imageId, signal);
+    const verdict = await judgeImage(before, record.size, () => this.#hashes(record));
+    if (verdict.kind !== 'push') return this.#settle(record, verdict, before, log);
+
+    log.info('push started');
+    const hasher = new HashingStream((bytes) => this.#progress(record.id, bytes));
+    const body = pipeline(this.deps.files.read(record.id), hasher, () => undefined);
+    await this.deps.glance.uploadData(auth, record.imageId, body, record.size, signal);
+    const hashes = hasher.digest();
+
+    await this.deps.store.update(record.id, { state: 'verifying', pushed: hasher.bytes, hashes });
+    const after = await this.deps.glance.getImage(auth, record.imageId, signal);
+    const mismatch = after.status === 'active' ? holdsOurBytes(after, record.size, hashes) : `image is ${after.status}, not active`;
+    if (mismatch !== null) {
+      return this.#fail(record, { code: 'verification_failed', message: mismatch }, log, snapshot(after));
+    }
+    await this.#activate(record, after, log);
+  }
+
+  async #onFailure(record: UploadRecord, auth: GlanceAuth, err: unknown, log: Logger): Promise<void> {
+    if (err instanceof GlanceHttpError) {
+      const error: PushError = { code: 'glance_refused', message: err.message, httpStatus: err.status };
+      if (err.status === 401) {
+        this.deps.tokens.forget(record.id, auth.token);
+        log.warn('Glance refused the token; waiting for a fresh one');
+        await this.deps.store.update(record.id, { state: 'awaiting_token', error: { ...error, code: 'token_rejected' } });
+        return;
+      }
+      if (err.status === 409) return this.#lookAgain(record, auth, log);
+      if (err.status >= 500) return this.#retry(record, { ...error, code: 'glance_error' }, log);
+      return this.#fail(record, error, log);
+    }
+    if (err instanceof GlanceNetworkError) {
+      return this.#retry(record, { code: 'glance_unreachable', message: err.message }, log);
+    }
+    log.error({ err }, 'push failed');
+    return this.#fail(record, { code: 'internal', message: err instanceof Error ? err.message : String(err) }, log);
+  }
+
+  /** Glance said 409: whether that is success, a wait or a failure depends on the image now. */
+  async #lookAgain(record: UploadRecord, auth: GlanceAuth, log: Logger): Promise<void> {
+    try {
+      const image = await this.deps.glance.getImage(auth, record.imageId);
+      const verdict = await judgeImage(image, record.size, () => this.#hashes(record));
+      await this.#settle(record, verdict, image, log);
+    } catch (err) {
+      await this.#onFailure(record, auth, err, log);
+    }
+  }
+
+  async #settle(record: UploadRecord, verdict: ImageVerdict, image: Image, log: Logger): Promise<void> {
+    switch (verdict.kind) {
+      case 'done':
+        return this.#activate(record, image, log);
+      case 'wait':
+        return this.#retry(record, { code: 'image_busy', message: verdict.why }, log);
+      case 'push':
+        return this.#retry(record, { code: 'image_reset', message: 'image went back to queued' }, log);
+      case 'fail':
+        return this.#fail(record, { code: verdict.code, message: verdict.message }, log, snapshot(image));
+    }
+  }
+
+  async #retry(record: UploadRecord, error: PushError, log: Logger): Promise<void> {
+    if (record.attempts >= this.policy.maxAttempts) {
+      const message = `gave up after ${record.attempts} attempts: ${error.message}`;
+      return this.#fail(record, { ...error, message }, log);
+    }
+    const delay = backoffDelay(record.attempts, this.policy.retryBaseMs, this.policy.retryMaxMs);
+    const nextAttemptAt = new Date(Date.now() + delay).toISOString();
+    log.warn({ error, delay }, 'push will be retried');
+    await this.deps.store.update(record.id, { state: 'retrying', error, nextAttemptAt });
+    const timer = setTimeout(() => {
+      this.#timers.delete(record.id);
+      this.#enqueue(record.id, {}).catch((err: unknown) => log.error({ err }, 'retry could not be queued'));
+    }, delay);
+    timer.unref();
+    this.#timers.set(record.id, timer);
+  }
+
+  async #fail(record: UploadRecord, error: PushError, log: Logger, glance?: GlanceSnapshot): Promise<void> {
+    log.error({ error }, 'push failed');
+    await this.deps.store.update(record.id, { state: 'failed', error, nextAttemptAt: null, ...(glance ? { glance } : {}) });
+  }
+
+  async #activate(record: UploadRecord, image: Image, log: Logger): Promise<void> {
+    await this.deps.store.update(record.id, {
+      state: 'active',
+      pushed: record.size,
+      glance: snapshot(image),
+      error: null,
+      nextAttemptAt: null,
+    });
+    log.info('image active');
+    await this.deps.files.release(record.id).catch((err: unknown) => log.warn({ err }, 'could not free the pushed data'));
+  }
+
+  async #hashes(record: UploadRecord): Promise<FileHashes> {
+    if (record.hashes) return record.hashes;
+    const hashes = await hashFile(this.deps.files.path(record.id));
+    await this.deps.store.update(record.id, { hashes });
+    return hashes;
+  }
+
+  #progress(uploadId: string, bytes: number): void {
+    const now = Date.now();
+    const last = this.#pushed.get(uploadId);
+    const due = !last || now - last.sentAt >= PROGRESS_EVERY_MS;
+    this.#pushed.set(uploadId, { bytes, sentAt: due ? now : last.sentAt });
+    if (due) this.deps.events.publish({ kind: 'progress', id: uploadId, pushed: bytes });
+  }
+
+  #clearTimer(uploadId: string): void {
+    clearTimeout(this.#timers.get(uploadId));
+    this.#timers.delete(uploadId);
+  }
+
+  async #get(uploadId: string): Promise<UploadRecord> {
+    const record = await this.deps.store.get(uploadId);
+    if (!record) throw new NotFoundError(`upload ${uploadId} not found`);
+    return record;
+  }
+}
+
+function snapshot(image: Image): GlanceSnapshot {
+  const { status, size, checksum, os_hash_algo, os_hash_value } = image;
+  return { status, size, checksum, os_hash_algo, os_hash_value };
+}
