@@ -47,7 +47,7 @@ export async function createGateway(config: Config, logger: Logger): Promise<Gat
   const files = new IngestFileStore({
     directory: uploadsDir,
     expiryMs: config.uploadExpiryMs,
-    onExpired: (id) => uploads!.forget(id),
+    onRemoved: (id) => uploads!.forget(id),
   });
   const pusher = new Pusher({ store, tokens, glance, files, events, logger }, config.push);
   uploads = new Uploads({ store, tokens, glance, files, pusher, logger, storageDir: config.storageDir });
@@ -57,10 +57,7 @@ export async function createGateway(config: Config, logger: Logger): Promise<Gat
       return record?.state === 'receiving' ? { diskFormat: record.diskFormat, size: record.size } : undefined;
     },
     readRange: (id, start, length) => files.readRange(id, start, length),
-    discard: async (id) => {
-      await files.remove(id);
-      await uploads!.forget(id);
-    },
+    discard: (id) => files.remove(id),
   });
 
   const preflight = new Preflight({ glance, endpoints, spareBytes: () => uploads!.spareBytes() });

@@ -1,5 +1,5 @@
 import type { Server } from '@tus/server';
-import { Router, type Request, type Response } from 'express';
+import { Router, type Request, type Response as ExpressResponse } from 'express';
 import { NodeRequest, sendNodeResponse } from 'srvx/node';
 import { NotFoundError } from '../errors.js';
 import type { Uploads } from '../ingest/uploads.js';
@@ -13,11 +13,9 @@ import { isUploadId, tokenOf } from './request.js';
 export function tusRoutes(tus: Server, uploads: Uploads, mount: string): Router {
   const router = Router();
 
-  const handle = async (req: Request, res: Response) => {
-    const response = await tus.handleWeb(new NodeRequest({ req, res }));
-    if (response.status >= 400 && response.headers.get('content-length') !== '0') {
-      response.headers.set('Content-Type', 'application/json; charset=utf-8');
-    }
+  const handle = async (req: Request, res: ExpressResponse) => {
+    let response = await tus.handleWeb(new NodeRequest({ req, res }));
+    if (response.status >= 400) response = await asJsonError(response);
     if (req.method === 'POST' && response.status === 201) {
       const id = response.headers.get('location')?.split('/').pop();
       const record = id ? await uploads.record(id) : undefined;
@@ -43,4 +41,20 @@ export function tusRoutes(tus: Server, uploads: Uploads, mount: string): Router 
     await handle(req, res);
   });
   return router;
+}
+
+/** tus answers its own refusals in plain text; every error leaves the gateway in the contract's JSON shape. */
+async function asJsonError(response: Response): Promise<Response> {
+  const text = (await response.text()).trim();
+  let body = text;
+  try {
+    if (!(JSON.parse(text) as { error?: unknown }).error) throw new Error('not ours');
+  } catch {
+    const code = text.toLowerCase().replace(/[^a-z0-9]+/g, '_').replace(/^_|_$/g, '').slice(0, 40) || 'tus_error';
+    body = JSON.stringify({ error: { code, message: text || `HTTP ${response.status}` } });
+  }
+  const headers = new Headers(response.headers);
+  headers.set('Content-Type', 'application/json; charset=utf-8');
+  headers.set('Content-Length', String(Buffer.byteLength(body)));
+  return new Response(body, { status: response.status, headers });
 }

@@ -69,7 +69,11 @@ class HeadGate {
     let held: Buffer[] = [];
     let seen = this.stored.length;
     let decided = false;
-    for await (const chunk of source) {
+    // Iterated by hand: `for await` would destroy the request stream on a refusal, and tus
+    // would then answer "aborted" instead of our 415.
+    const chunks = source[Symbol.asyncIterator]();
+    for (let next = await chunks.next(); !next.done; next = await chunks.next()) {
+      const chunk = next.value;
       if (decided) {
         yield chunk;
         continue;

@@ -11,8 +11,8 @@ export interface IngestFileStoreOptions {
   directory: string;
   /** Unfinished uploads idle this long are removed; 0 keeps them forever. */
   expiryMs: number;
-  /** Called for each upload the expiry sweep removed. */
-  onExpired?: (uploadId: string) => Promise<void>;
+  /** Called after an upload's data is removed (terminated, expired or refused), before anyone is answered. */
+  onRemoved?: (uploadId: string) => Promise<void>;
 }
 
 const READ_CHUNK = 1 << 20;
@@ -57,6 +57,11 @@ export class IngestFileStore extends FileStore implements StoredFiles {
     return upload;
   }
 
+  override async remove(uploadId: string): Promise<void> {
+    await super.remove(uploadId);
+    await this.opts.onRemoved?.(uploadId);
+  }
+
   /** Bytes stored so far (the tus offset). */
   async offset(uploadId: string): Promise<number> {
     return (await fsp.stat(this.path(uploadId))).size;
@@ -90,7 +95,6 @@ export class IngestFileStore extends FileStore implements StoredFiles {
       if (!upload?.creation_date) continue; // complete, or already gone
       if (now - Date.parse(upload.creation_date) < this.opts.expiryMs) continue;
       await this.remove(id);
-      await this.opts.onExpired?.(id);
       removed++;
     }
     return removed;

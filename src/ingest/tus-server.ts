@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Server } from '@tus/server';
 import { EVENTS, type Locker } from '@tus/utils';
-import { toHttpError, type HttpError } from '../errors.js';
+import { toHttpError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { UploadStateStore } from '../state/state-store.js';
 import type { TokenVault } from '../state/token-vault.js';
@@ -61,8 +61,10 @@ export function createTusServer(deps: TusServerDeps): Server {
       return { headers: { 'Glance-Upload-State': state } };
     },
 
+    // Errors of our hooks and store; tus's own refusals pass through as they are.
     onResponseError(_req, err) {
-      const { status, body } = tusOrGatewayError(err);
+      if (isTusError(err)) return undefined;
+      const { status, body } = toHttpError(err);
       if (status >= 500) deps.logger.error({ err }, 'request failed');
       return { status_code: status, body: JSON.stringify(body) };
     },
@@ -71,19 +73,10 @@ export function createTusServer(deps: TusServerDeps): Server {
   server.on(EVENTS.POST_RECEIVE, (_req, upload) => {
     deps.events.publish({ kind: 'progress', id: upload.id, offset: upload.offset });
   });
-  server.on(EVENTS.POST_TERMINATE, (_req, _res, id) => {
-    deps.uploads.forget(id).catch((err: unknown) => deps.logger.error({ err, uploadId: id }, 'forget failed'));
-  });
   return server;
 }
 
-/** tus's own refusals are `{ status_code, body }` plain text; give them the gateway's JSON shape. */
-function tusOrGatewayError(err: unknown): HttpError {
-  const tus = err as { status_code?: unknown; body?: unknown };
-  if (typeof tus.status_code === 'number' && typeof tus.body === 'string') {
-    const message = tus.body.trim();
-    const code = message.toLowerCase().replace(/[^a-z0-9]+/g, '_').replace(/^_|_$/g, '').slice(0, 40) || 'tus_error';
-    return { status: tus.status_code, body: { error: { code, message } } };
-  }
-  return toHttpError(err);
+function isTusError(err: unknown): boolean {
+  const e = err as { status_code?: unknown; body?: unknown };
+  return typeof e.status_code === 'number' && typeof e.body === 'string';
 }

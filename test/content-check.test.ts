@@ -1,0 +1,147 @@
+// Issue 2, acceptance 4: the first bytes are matched against disk_format; a refusal is 415 and removes the upload.
+import assert from 'node:assert/strict';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import { FakeGlance } from './support/fake-glance.js';
+import { listFiles, makeFile, MiB } from './support/files.js';
+import { startGateway, tempDir, waitForState, type TestGateway } from './support/gateway.js';
+import { create, meta, TUS } from './support/http.js';
+import { qemuImg } from './support/qemu.js';
+import { tusUpload } from './support/tus.js';
+
+let glance: FakeGlance;
+let gw: TestGateway;
+let dir: string;
+let qcow2: string;
+let withBacking: string;
+
+before(async () => {
+  glance = await FakeGlance.start();
+  gw = await startGateway({ GLANCE_URL: glance.url });
+  dir = await tempDir('gw-images-');
+  const raw = await makeFile(dir, 'data.raw', 4 * MiB);
+  qcow2 = path.join(dir, 'real.qcow2');
+  qemuImg('convert', '-f', 'raw', '-O', 'qcow2', raw.path, qcow2);
+  withBacking = path.join(dir, 'overlay.qcow2');
+  qemuImg('create', '-f', 'qcow2', '-b', qcow2, '-F', 'qcow2', withBacking);
+});
+after(async () => {
+  await gw.close();
+  await glance.stop();
+  await fsp.rm(dir, { recursive: true, force: true });
+});
+
+/** Create an upload for a new image of `diskFormat` and send the whole file in one PATCH. */
+async function sendAs(file: string, diskFormat: string) {
+  const body = await fsp.readFile(file);
+  const image = glance.createImage('project-a', { disk_format: diskFormat, container_format: 'bare' });
+  const created = await create(gw.url, {
+    'x-auth-token': 'token-a',
+    'upload-length': String(body.length),
+    'upload-metadata': meta({ image_id: image.id }),
+  });
+  assert.equal(created.status, 201);
+  const uploadUrl = new URL(created.headers.get('location')!, gw.url).toString();
+  const patch = await fetch(uploadUrl, {
+    method: 'PATCH',
+    headers: { ...TUS, 'x-auth-token': 'token-a', 'upload-offset': '0', 'content-type': 'application/offset+octet-stream' },
+    body,
+  });
+  const json = (await patch.json().catch(() => null)) as { error?: { code: string; message: string } } | null;
+  return { uploadUrl, status: patch.status, json, headers: patch.headers };
+}
+
+async function assertRemoved(uploadUrl: string): Promise<void> {
+  const head = await fetch(uploadUrl, { method: 'HEAD', headers: { ...TUS, 'x-auth-token': 'token-a' } });
+  assert.equal(head.status, 404, 'a refused upload cannot be resumed');
+  const id = uploadUrl.split('/').pop()!;
+  const left = [...(await listFiles(path.join(gw.storageDir, 'uploads'))), ...(await listFiles(path.join(gw.storageDir, 'state')))];
+  assert.deepEqual(left.filter((f) => f.startsWith(id)), [], 'no data, info or state left');
+}
+
+test('a qcow2 declared raw -> 415, upload removed', async () => {
+  const res = await sendAs(qcow2, 'raw');
+  assert.equal(res.status, 415);
+  assert.equal(res.json?.error?.code, 'content_mismatch');
+  assert.match(res.json!.error!.message, /qcow2/);
+  await assertRemoved(res.uploadUrl);
+});
+
+test('random bytes declared qcow2 -> 415, upload removed', async () => {
+  const random = await makeFile(dir, 'random.bin', 2 * MiB);
+  const res = await sendAs(random.path, 'qcow2');
+  assert.equal(res.status, 415);
+  assert.match(res.json!.error!.message, /qcow2/);
+  await assertRemoved(res.uploadUrl);
+});
+
+test('a qcow2 with a backing file -> 415, upload removed', async () => {
+  const res = await sendAs(withBacking, 'qcow2');
+  assert.equal(res.status, 415);
+  assert.match(res.json!.error!.message, /backing/);
+  await assertRemoved(res.uploadUrl);
+});
+
+test('random bytes declared vhd are refused at the end (no footer) -> 415, upload removed', async () => {
+  const random = await makeFile(dir, 'random.vhd', 1 * MiB);
+  const res = await sendAs(random.path, 'vhd');
+  assert.equal(res.status, 415);
+  await assertRemoved(res.uploadUrl);
+});
+
+test('a real qcow2 declared qcow2 passes and ends active', async () => {
+  const res = await sendAs(qcow2, 'qcow2');
+  assert.equal(res.status, 204);
+  const { status } = await waitForState(gw.url, new URL(res.uploadUrl).pathname, 'token-a', ['active', 'failed']);
+  assert.equal(status.state, 'active');
+});
+
+async function patch(uploadUrl: string, offset: number, body: Buffer): Promise<number> {
+  const res = await fetch(uploadUrl, {
+    method: 'PATCH',
+    headers: { ...TUS, 'x-auth-token': 'token-a', 'upload-offset': String(offset), 'content-type': 'application/offset+octet-stream' },
+    body,
+  });
+  await res.arrayBuffer();
+  return res.status;
+}
+
+async function createFor(body: Buffer, diskFormat: string): Promise<string> {
+  const image = glance.createImage('project-a', { disk_format: diskFormat, container_format: 'bare' });
+  const created = await create(gw.url, { 'x-auth-token': 'token-a', 'upload-length': String(body.length), 'upload-metadata': meta({ image_id: image.id }) });
+  return new URL(created.headers.get('location')!, gw.url).toString();
+}
+
+test('the head is judged across PATCHes: a 4-byte first PATCH is held open, the next one is refused', async () => {
+  const body = await fsp.readFile(withBacking);
+  const uploadUrl = await createFor(body, 'qcow2');
+  assert.equal(await patch(uploadUrl, 0, body.subarray(0, 4)), 204, 'the magic alone cannot decide yet');
+  assert.equal(await patch(uploadUrl, 4, body.subarray(4)), 415, 'the backing file shows in the next bytes');
+  await assertRemoved(uploadUrl);
+});
+
+test('a real qcow2 sent in tiny first PATCHes passes', async () => {
+  const body = await fsp.readFile(qcow2);
+  const uploadUrl = await createFor(body, 'qcow2');
+  assert.equal(await patch(uploadUrl, 0, body.subarray(0, 4)), 204);
+  assert.equal(await patch(uploadUrl, 4, body.subarray(4, 1000)), 204);
+  assert.equal(await patch(uploadUrl, 1000, body.subarray(1000)), 204);
+  const { status } = await waitForState(gw.url, new URL(uploadUrl).pathname, 'token-a', ['active', 'failed']);
+  assert.equal(status.state, 'active');
+  assert.equal(glance.puts.at(-1)!.bytes, body.length);
+});
+
+test('tus-js-client sees the 415 and does not retry it', async () => {
+  const random = await makeFile(dir, 'random2.bin', 2 * MiB);
+  const err = await tusUpload(gw.url, random.path, {
+    token: 'token-a',
+    metadata: { name: 'not a qcow2', disk_format: 'qcow2' },
+    chunkSize: 1 * MiB,
+  }).then(
+    () => assert.fail('upload should have been refused'),
+    (e: { originalResponse?: { getStatus(): number; getBody(): string } }) => e,
+  );
+  assert.equal(err.originalResponse?.getStatus(), 415);
+  assert.match(err.originalResponse!.getBody(), /content_mismatch/);
+});
