@@ -33,3 +33,14 @@ export async function sha256File(file: string): Promise<string> {
 export async function listFiles(dir: string): Promise<string[]> {
   return (await fsp.readdir(dir).catch(() => [] as string[])).filter((n) => !n.startsWith('.'));
 }
+
+/** The hashes Glance reports: MD5 `checksum` and SHA-512 `os_hash_value`. */
+export async function glanceHashes(file: string): Promise<{ md5: string; sha512: string }> {
+  const md5 = createHash('md5');
+  const sha512 = createHash('sha512');
+  for await (const chunk of fs.createReadStream(file)) {
+    md5.update(chunk as Buffer);
+    sha512.update(chunk as Buffer);
+  }
+  return { md5: md5.digest('hex'), sha512: sha512.digest('hex') };
+}

@@ -1,0 +1,99 @@
+// The real Keystone and Glance of scripts/openstack-stack.sh, and the few calls the tests make to them.
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { ROOT } from './gateway-process.js';
+
+const run = promisify(execFile);
+const SCRIPT = `${ROOT}/scripts/openstack-stack.sh`;
+
+export type StackEnv = Record<
+  | 'OS_AUTH_URL'
+  | 'GLANCE_URL'
+  | 'OS_USERNAME'
+  | 'OS_PASSWORD'
+  | 'OS_PROJECT_NAME'
+  | 'ALT_USERNAME'
+  | 'ALT_PASSWORD'
+  | 'ALT_PROJECT_NAME',
+  string
+>;
+
+function parseExports(text: string): StackEnv {
+  const env: Record<string, string> = {};
+  for (const match of text.matchAll(/^export ([A-Z_]+)=(.*)$/gm)) env[match[1]!] = match[2]!.replace(/^'(.*)'$/, '$1');
+  return env as StackEnv;
+}
+
+/**
+ * Use the stack if one is up (as .ci/run leaves it), else start it; `stop` stops it
+ * only if this call started it.
+ */
+export async function ensureStack(): Promise<{ env: StackEnv; stop(): Promise<void> }> {
+  const up = await run('bash', [SCRIPT, 'status']).then(
+    () => true,
+    () => false,
+  );
+  const { stdout } = await run('bash', [SCRIPT, up ? 'env' : 'start'], { maxBuffer: 1 << 20, timeout: 900_000 });
+  return {
+    env: parseExports(stdout),
+    stop: async () => {
+      if (!up) await run('bash', [SCRIPT, 'stop'], { timeout: 120_000 });
+    },
+  };
+}
+
+export interface Scoped {
+  token: string;
+  projectId: string;
+}
+
+export async function issueToken(env: StackEnv, user: string, password: string, project: string): Promise<Scoped> {
+  const res = await fetch(`${env.OS_AUTH_URL}/auth/tokens`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({
+      auth: {
+        identity: { methods: ['password'], password: { user: { name: user, domain: { name: 'Default' }, password } } },
+        scope: { project: { name: project, domain: { name: 'Default' } } },
+      },
+    }),
+  });
+  if (res.status !== 201) throw new Error(`Keystone refused ${user}: ${res.status} ${await res.text()}`);
+  const body = (await res.json()) as { token: { project: { id: string } } };
+  return { token: res.headers.get('x-subject-token')!, projectId: body.token.project.id };
+}
+
+export async function revokeToken(env: StackEnv, token: string): Promise<void> {
+  const res = await fetch(`${env.OS_AUTH_URL}/auth/tokens`, {
+    method: 'DELETE',
+    headers: { 'x-auth-token': token, 'x-subject-token': token },
+  });
+  if (res.status !== 204) throw new Error(`revocation answered ${res.status}`);
+}
+
+export interface GlanceImage {
+  id: string;
+  status: string;
+  owner: string;
+  size: number | null;
+  checksum: string | null;
+  os_hash_algo: string | null;
+  os_hash_value: string | null;
+  [key: string]: unknown;
+}
+
+export async function createImage(env: StackEnv, token: string, fields: Record<string, unknown> = {}): Promise<GlanceImage> {
+  const res = await fetch(`${env.GLANCE_URL}/v2/images`, {
+    method: 'POST',
+    headers: { 'x-auth-token': token, 'content-type': 'application/json' },
+    body: JSON.stringify({ name: 'test', disk_format: 'raw', container_format: 'bare', ...fields }),
+  });
+  if (res.status !== 201) throw new Error(`Glance refused the image: ${res.status} ${await res.text()}`);
+  return (await res.json()) as GlanceImage;
+}
+
+export async function getImage(env: StackEnv, token: string, id: string): Promise<GlanceImage> {
+  const res = await fetch(`${env.GLANCE_URL}/v2/images/${id}`, { headers: { 'x-auth-token': token } });
+  if (res.status !== 200) throw new Error(`Glance answered ${res.status} for image ${id}`);
+  return (await res.json()) as GlanceImage;
+}
