@@ -2,8 +2,10 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { FileStore } from '@tus/file-store';
 import type { Upload } from '@tus/utils';
+import { InsufficientStorageError } from '../errors.js';
 import type { StoredFiles } from '../transfer/stored-files.js';
 import type { ContentGuard } from './content-guard.js';
 
@@ -39,8 +41,25 @@ export class IngestFileStore extends FileStore implements StoredFiles {
   }
 
   override write(readable: Readable, uploadId: string, offset: number): Promise<number> {
-    const write = (r: Readable) => super.write(r, uploadId, offset);
+    const write = (r: Readable) => this.#append(r, uploadId, offset);
     return this.guard ? this.guard.write(uploadId, readable, offset, write) : write(readable);
+  }
+
+  /**
+   * Append at `offset`. Unlike FileStore's write it keeps the cause of a failure:
+   * a full disk is the client's 507, and whatever reached the disk before stays (it is the offset).
+   */
+  async #append(readable: Readable, uploadId: string, offset: number): Promise<number> {
+    const out = fs.createWriteStream(this.path(uploadId), { flags: 'r+', start: offset });
+    try {
+      await pipeline(readable, out);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOSPC') {
+        throw new InsufficientStorageError('storage is full; the bytes received so far are kept, resume later');
+      }
+      throw err;
+    }
+    return offset + out.bytesWritten;
   }
 
   /**

@@ -27,7 +27,8 @@ export type PutFault =
   | { kind: 'status-early'; status: number; message?: string }
   | { kind: 'reset'; afterBytes: number }
   | { kind: 'wrong-checksum' }
-  | { kind: 'stall'; ms: number };
+  | { kind: 'stall'; ms: number }
+  | { kind: 'slow'; bytesPerSecond: number }; // read the body at this rate (a slow Glance store), noticing a client that dies
 
 /** One PUT /file. `completed`: the whole body arrived; `status`: what was answered (0 when the socket was cut). */
 export interface PutRecord {
@@ -273,9 +274,10 @@ export class FakeGlance {
     }
 
     this.setImage(id, { status: 'saving' });
-    if (fault?.kind === 'stall') await this.stall(req, fault.ms);
+    if (fault?.kind === 'stall' && !(await this.stall(req, fault.ms))) return this.setImage(id, { status: 'queued' });
     const cutAt = fault?.kind === 'reset' ? fault.afterBytes : Infinity;
-    if (!(await this.receive(req, record, cutAt))) return this.setImage(id, { status: 'queued' }); // client gone
+    const rate = fault?.kind === 'slow' ? fault.bytesPerSecond : Infinity;
+    if (!(await this.receive(req, record, cutAt, rate))) return this.setImage(id, { status: 'queued' }); // client gone
     const declared = first(req.headers['x-openstack-image-size']);
     if (declared !== null && Number(declared) !== record.bytes) {
       this.setImage(id, { status: 'queued' });
@@ -292,16 +294,18 @@ export class FakeGlance {
     res.writeHead(204).end();
   }
 
-  /** Waits before reading the body; a socket closed meanwhile ends the wait. */
-  private stall(req: IncomingMessage, ms: number): Promise<void> {
+  /** Waits before reading the body; false if the client went away meanwhile (its body will never come). */
+  private stall(req: IncomingMessage, ms: number): Promise<boolean> {
     return new Promise((resolve) => {
-      const done = (): void => {
+      const done = (stillThere: boolean) => (): void => {
         clearTimeout(timer);
-        req.socket.off('close', done);
-        resolve();
+        req.socket.off('close', gone);
+        resolve(stillThere);
       };
-      const timer = setTimeout(done, ms);
-      req.socket.once('close', done);
+      const gone = done(false);
+      const timer = setTimeout(done(true), ms);
+      if (req.socket.destroyed) return gone();
+      req.socket.once('close', gone);
     });
   }
 
@@ -311,7 +315,7 @@ export class FakeGlance {
   }
 
   /** Streams the body through the hashes, never holding it; cuts the socket at `cutAt` bytes. True if it all came. */
-  private async receive(req: IncomingMessage, record: PutRecord, cutAt: number): Promise<boolean> {
+  private async receive(req: IncomingMessage, record: PutRecord, cutAt: number, rate = Infinity): Promise<boolean> {
     const hashes: [Hash, Hash, Hash] = [createHash('md5'), createHash('sha256'), createHash('sha512')];
     try {
       if (cutAt <= 0) return this.cut(req);
@@ -320,6 +324,7 @@ export class FakeGlance {
         for (const h of hashes) h.update(part);
         record.bytes += part.length;
         if (record.bytes >= cutAt) return this.cut(req);
+        if (rate !== Infinity) await new Promise((r) => setTimeout(r, (part.length / rate) * 1000));
       }
       record.completed = req.complete;
       return req.complete;

@@ -4,6 +4,12 @@ import net from 'node:net';
 export class TcpProxy {
   readonly #sockets = new Set<net.Socket>();
   #bytesPerSecond: number | null = null;
+  #faults: LinkFaults = {};
+  #forwarded = 0;
+  #nextCut = Infinity;
+  #nextStall = Infinity;
+  /** How many connections the proxy cut, and how often it stalled. */
+  readonly stats = { cuts: 0, stalls: 0 };
   #budget = 0;
   #refilledAt = Date.now();
 
@@ -30,6 +36,13 @@ export class TcpProxy {
     this.#bytesPerSecond = bytesPerSecond;
   }
 
+  /** Cut and stall client-to-target traffic at random byte counts, like a flaky link. */
+  setFaults(faults: LinkFaults): void {
+    this.#faults = faults;
+    this.#nextCut = faults.cutEvery ? this.#forwarded + between(faults.cutEvery) : Infinity;
+    this.#nextStall = faults.stallEvery ? this.#forwarded + between(faults.stallEvery.bytes) : Infinity;
+  }
+
   /** Destroy every open connection, as a broken link would. */
   cutAll(): void {
     for (const socket of this.#sockets) socket.destroy();
@@ -51,7 +64,21 @@ export class TcpProxy {
     upstream.on('close', () => client.destroy());
     upstream.pipe(client);
     client.on('data', (chunk: Buffer) => {
-      const delay = this.#delayFor(chunk.length);
+      this.#forwarded += chunk.length;
+      if (this.#forwarded >= this.#nextCut) {
+        this.#nextCut = this.#forwarded + between(this.#faults.cutEvery!);
+        this.stats.cuts++;
+        client.destroy();
+        upstream.destroy();
+        return;
+      }
+      let delay = this.#delayFor(chunk.length);
+      if (this.#forwarded >= this.#nextStall) {
+        const stall = this.#faults.stallEvery!;
+        this.#nextStall = this.#forwarded + between(stall.bytes);
+        this.stats.stalls++;
+        delay += stall.ms;
+      }
       if (!upstream.write(chunk) || delay > 0) {
         client.pause();
         const resume = () => client.resume();
@@ -70,4 +97,15 @@ export class TcpProxy {
     this.#budget -= bytes;
     return this.#budget >= 0 ? 0 : Math.ceil((-this.#budget / this.#bytesPerSecond) * 1000);
   }
+}
+
+export interface LinkFaults {
+  /** Cut the connection after a random number of bytes in this range, again and again. */
+  cutEvery?: [number, number];
+  /** Hold the sender for `ms` after a random number of bytes in this range. */
+  stallEvery?: { bytes: [number, number]; ms: number };
+}
+
+function between([min, max]: [number, number]): number {
+  return min + Math.floor(Math.random() * (max - min));
 }

@@ -13,6 +13,8 @@ export interface TusOptions {
   chunkSize?: number;
   retryDelays?: number[];
   endpoint?: string;
+  /** Resume this upload instead of creating one. */
+  uploadUrl?: string;
 }
 
 /** Upload a file and resolve with the upload URL and the final answer's gateway headers. */
@@ -21,6 +23,7 @@ export function tusUpload(gatewayUrl: string, file: string, opts: TusOptions): P
     let imageId: string | null = null;
     const upload = new tus.Upload(fs.createReadStream(file), {
       endpoint: opts.endpoint ?? `${gatewayUrl}/files/`,
+      ...(opts.uploadUrl ? { uploadUrl: opts.uploadUrl } : {}),
       headers: { 'X-Auth-Token': opts.token },
       metadata: opts.metadata,
       chunkSize: opts.chunkSize ?? Infinity,
