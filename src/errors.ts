@@ -54,6 +54,16 @@ export class GlanceRefusedError extends GatewayError {
 export class GlanceUnreachableError extends GatewayError {
   readonly code = 'glance_unreachable';
 }
+/** tus protocol refusals the gateway answers itself, as tusd does. */
+export class TusVersionError extends GatewayError {
+  readonly code = 'tus_version';
+}
+export class InvalidHeaderError extends GatewayError {
+  readonly code = 'invalid_header';
+}
+export class ContentTypeError extends GatewayError {
+  readonly code = 'content_type';
+}
 export class PushNotRestartableError extends GatewayError {
   readonly code = 'push_not_restartable';
 }
@@ -69,6 +79,9 @@ const STATUS = new Map<abstract new (...args: never[]) => GatewayError, number>(
   [InvalidMetadataError, 400],
   [InvalidLengthError, 400],
   [TooLargeError, 413],
+  [TusVersionError, 412],
+  [InvalidHeaderError, 400],
+  [ContentTypeError, 415],
   [ContentMismatchError, 415],
   [InsufficientStorageError, 507],
   [GlanceUnreachableError, 502],

@@ -5,6 +5,8 @@ import { NotFoundError } from '../errors.js';
 import type { Uploads } from '../ingest/uploads.js';
 import { sendError } from './errors.js';
 import { isUploadId, tokenOf } from './request.js';
+import { asJsonError } from './tus-errors.js';
+import { tusProtocol } from './tus-protocol.js';
 
 /**
  * The tus endpoint. Requests at an existing upload pass the access check first
@@ -24,8 +26,8 @@ export function tusRoutes(tus: Server, uploads: Uploads, mount: string): Router 
     await sendNodeResponse(res, response);
   };
 
-  router.all([mount, `${mount}/`], handle);
-  router.all(`${mount}/:id`, async (req, res) => {
+  router.all([mount, `${mount}/`], tusProtocol, handle);
+  router.all(`${mount}/:id`, tusProtocol, async (req, res) => {
     const id = req.params.id;
     if (req.method !== 'OPTIONS') {
       if (req.method === 'GET') return void res.status(405).set('Allow', 'HEAD, PATCH, DELETE, OPTIONS').json({
@@ -43,18 +45,3 @@ export function tusRoutes(tus: Server, uploads: Uploads, mount: string): Router 
   return router;
 }
 
-/** tus answers its own refusals in plain text; every error leaves the gateway in the contract's JSON shape. */
-async function asJsonError(response: Response): Promise<Response> {
-  const text = (await response.text()).trim();
-  let body = text;
-  try {
-    if (!(JSON.parse(text) as { error?: unknown }).error) throw new Error('not ours');
-  } catch {
-    const code = text.toLowerCase().replace(/[^a-z0-9]+/g, '_').replace(/^_|_$/g, '').slice(0, 40) || 'tus_error';
-    body = JSON.stringify({ error: { code, message: text || `HTTP ${response.status}` } });
-  }
-  const headers = new Headers(response.headers);
-  headers.set('Content-Type', 'application/json; charset=utf-8');
-  headers.set('Content-Length', String(Buffer.byteLength(body)));
-  return new Response(body, { status: response.status, headers });
-}
