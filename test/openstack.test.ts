@@ -1,7 +1,7 @@
 // Issue 3: the gateway against a real Keystone and Glance (scripts/openstack-stack.sh), with real tokens.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { glanceHashes, makeFile, MiB } from './support/files.js';
+import { assertNoToken, glanceHashes, makeFile, MiB } from './support/files.js';
 import { startGateway, tempDir, waitForState, type TestGateway } from './support/gateway.js';
 import { create, meta, TUS } from './support/http.js';
 import { createImage, ensureStack, getImage, issueToken, revokeToken, type Scoped, type StackEnv } from './support/openstack.js';
@@ -20,7 +20,7 @@ before(async () => {
   env = stack.env;
   demo = await issueToken(env, env.OS_USERNAME, env.OS_PASSWORD, env.OS_PROJECT_NAME);
   alt = await issueToken(env, env.ALT_USERNAME, env.ALT_PASSWORD, env.ALT_PROJECT_NAME);
-  gw = await startGateway({ GLANCE_URL: env.GLANCE_URL });
+  gw = await startGateway({ GLANCE_URL: env.GLANCE_URL, LOG_LEVEL: 'trace' });
   dir = await tempDir('gw-os-');
 }, { timeout: 900_000 });
 
@@ -154,4 +154,9 @@ test('a token revoked between the last PATCH and the push -> awaiting_token; a f
     await slow.close();
     await proxy.stop();
   }
+});
+
+test('no Keystone token used above reached a log line or a file under STORAGE_DIR', async () => {
+  assert.ok(gw.logs.lines.length > 10);
+  await assertNoToken([demo.token, alt.token], gw.logs.lines, gw.storageDir);
 });

@@ -44,3 +44,23 @@ export async function glanceHashes(file: string): Promise<{ md5: string; sha512:
   }
   return { md5: md5.digest('hex'), sha512: sha512.digest('hex') };
 }
+
+/** Every file under a directory, recursively. */
+export async function* walk(dir: string): AsyncGenerator<string> {
+  for (const entry of await fsp.readdir(dir, { withFileTypes: true })) {
+    const full = path.join(dir, entry.name);
+    if (entry.isDirectory()) yield* walk(full);
+    else yield full;
+  }
+}
+
+/** Fail if any log line or any file under `dir` holds one of the tokens. */
+export async function assertNoToken(tokens: string[], lines: string[], dir: string): Promise<void> {
+  for (const token of tokens) {
+    if (lines.some((l) => l.includes(token))) throw new Error('a log line holds a token');
+  }
+  for await (const file of walk(dir)) {
+    const content = await fsp.readFile(file, 'latin1');
+    for (const token of tokens) if (content.includes(token)) throw new Error(`${file} holds a token`);
+  }
+}

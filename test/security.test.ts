@@ -1,0 +1,101 @@
+// Issue 4, security: tokens never reach a log or the disk, ids are unguessable, CORS only for listed origins.
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { after, before, test } from 'node:test';
+import { FakeGlance } from './support/fake-glance.js';
+import { assertNoToken, makeFile, MiB, walk } from './support/files.js';
+import { startGateway, tempDir, waitForState, type TestGateway } from './support/gateway.js';
+import { create, meta, TUS } from './support/http.js';
+import { tusUpload } from './support/tus.js';
+
+let glance: FakeGlance;
+let gw: TestGateway;
+const ORIGIN = 'https://console.example';
+
+before(async () => {
+  glance = await FakeGlance.start();
+  gw = await startGateway({ GLANCE_URL: glance.url, LOG_LEVEL: 'trace', ALLOWED_ORIGINS: `${ORIGIN},https://other.example`, PUSH_MAX_ATTEMPTS: '2' });
+});
+after(async () => {
+  await gw.close();
+  await glance.stop();
+});
+
+test('after a full run (uploads, refusals, failures, a token refused), no token is in any log line or stored file', { timeout: 120_000 }, async () => {
+  const tokens = [0, 1, 2].map(() => `secret-${randomBytes(24).toString('hex')}`);
+  for (const t of tokens) glance.addToken(t, 'project-a');
+  const dir = await tempDir('gw-sec-');
+  const file = await makeFile(dir, 'disk.raw', 2 * MiB);
+
+  // A clean push, a push refused with 401 then resumed with another token, a failed push, refusals at creation.
+  const ok = await tusUpload(gw.url, file.path, { token: tokens[0]!, metadata: { name: 'ok', disk_format: 'raw' } });
+  await waitForState(gw.url, new URL(ok.uploadUrl).pathname, tokens[0]!, 'active');
+  glance.failNextPuts({ kind: 'status', status: 401 });
+  const refused = await tusUpload(gw.url, file.path, { token: tokens[1]!, metadata: { name: 'refused', disk_format: 'raw' } });
+  const refusedPath = new URL(refused.uploadUrl).pathname;
+  const refusedId = refusedPath.split('/').pop()!;
+  while ((await gw.gateway.uploads.status(refusedId)).state !== 'awaiting_token') await new Promise((r) => setTimeout(r, 20));
+  await waitForState(gw.url, refusedPath, tokens[2]!, 'active');
+  glance.failNextPuts({ kind: 'status', status: 403 });
+  const failed = await tusUpload(gw.url, file.path, { token: tokens[2]!, metadata: { name: 'failed', disk_format: 'raw' } });
+  await waitForState(gw.url, new URL(failed.uploadUrl).pathname, tokens[2]!, 'failed');
+  await create(gw.url, { 'x-auth-token': tokens[0]!, 'upload-length': '10', 'upload-metadata': meta({ name: 'x', disk_format: 'floppy' }) });
+  await create(gw.url, { 'x-auth-token': `${tokens[0]}x`, 'upload-length': '10', 'upload-metadata': meta({ name: 'x', disk_format: 'raw' }) });
+
+  assert.ok(gw.logs.lines.length > 20, 'the run was logged');
+  let files = 0;
+  for await (const _ of walk(gw.storageDir)) files++;
+  assert.ok(files >= 6, 'data, info and state files are there to check');
+  await assertNoToken(tokens, gw.logs.lines, gw.storageDir);
+});
+
+test('upload ids carry 128 random bits', async () => {
+  const ids = new Set<string>();
+  for (let i = 0; i < 50; i++) {
+    const res = await create(gw.url, { 'x-auth-token': 'token-a', 'upload-length': '10', 'upload-metadata': meta({ image_id: glance.createImage('project-a').id }) });
+    assert.equal(res.status, 201);
+    ids.add(res.headers.get('location')!.split('/').pop()!);
+  }
+  assert.equal(ids.size, 50);
+  for (const id of ids) assert.match(id, /^[0-9a-f]{32}$/);
+  // 50 ids of 128 random bits: every hex digit appears in every position class, no shared prefixes.
+  const prefixes = new Set([...ids].map((id) => id.slice(0, 8)));
+  assert.equal(prefixes.size, 50);
+});
+
+test('CORS: a listed origin may send X-Auth-Token and read the gateway headers', async () => {
+  const preflight = await fetch(`${gw.url}/files/`, {
+    method: 'OPTIONS',
+    headers: { origin: ORIGIN, 'access-control-request-method': 'POST', 'access-control-request-headers': 'x-auth-token,upload-length' },
+  });
+  assert.equal(preflight.headers.get('access-control-allow-origin'), ORIGIN);
+  assert.match(preflight.headers.get('access-control-allow-headers') ?? '', /X-Auth-Token/i);
+
+  const created = await create(gw.url, { origin: ORIGIN, 'x-auth-token': 'token-a', 'upload-length': '10', 'upload-metadata': meta({ image_id: glance.createImage('project-a').id }) });
+  assert.equal(created.status, 201);
+  assert.equal(created.headers.get('access-control-allow-origin'), ORIGIN);
+  const exposed = (created.headers.get('access-control-expose-headers') ?? '').toLowerCase();
+  for (const h of ['glance-image-id', 'glance-upload-state', 'upload-offset', 'location']) assert.ok(exposed.includes(h), `${h} is exposed`);
+
+  const statusPreflight = await fetch(`${created.headers.get("location")}/status`, {
+    method: 'OPTIONS',
+    headers: { origin: ORIGIN, 'access-control-request-method': 'GET', 'access-control-request-headers': 'x-auth-token' },
+  });
+  assert.equal(statusPreflight.status, 204);
+  assert.equal(statusPreflight.headers.get('access-control-allow-origin'), ORIGIN);
+  assert.match(statusPreflight.headers.get('access-control-allow-headers') ?? '', /X-Auth-Token/i);
+  const status = await fetch(`${created.headers.get("location")}/status`, { headers: { origin: ORIGIN, 'x-auth-token': 'token-a' } });
+  assert.equal(status.headers.get('access-control-allow-origin'), ORIGIN);
+});
+
+test('CORS: any other origin gets no CORS header at all', async () => {
+  const evil = 'https://evil.example';
+  const preflight = await fetch(`${gw.url}/files/`, { method: 'OPTIONS', headers: { origin: evil, 'access-control-request-method': 'POST' } });
+  assert.equal(preflight.headers.get('access-control-allow-origin'), null);
+  const created = await create(gw.url, { origin: evil, 'x-auth-token': 'token-a', 'upload-length': '10', 'upload-metadata': meta({ image_id: glance.createImage('project-a').id }) });
+  assert.equal(created.headers.get('access-control-allow-origin'), null);
+  const head = await fetch(created.headers.get("location")!, { method: 'HEAD', headers: { ...TUS, origin: evil, 'x-auth-token': 'token-a' } });
+  assert.equal(head.headers.get('access-control-allow-origin'), null);
+  const health = await fetch(`${gw.url}/healthz`, { headers: { origin: evil } });
+  assert.equal(health.headers.get('access-control-allow-origin'), null);
+});
