@@ -31,10 +31,6 @@ const schema = z.object({
       .transform((s) => s.split(',').map((o) => o.trim()).filter(Boolean))
       .optional(),
   ),
-  TRUST_PROXY: z
-    .enum(['0', '1', 'true', 'false'])
-    .default('0')
-    .transform((v) => v === '1' || v === 'true'),
   LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
 });
 
@@ -53,7 +49,6 @@ export interface Config {
   socketIdleTimeoutMs: number;
   shutdownGraceMs: number;
   allowedOrigins: string[] | undefined;
-  trustProxy: boolean;
   logLevel: (typeof LOG_LEVELS)[number];
 }
 
@@ -91,7 +86,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     socketIdleTimeoutMs: e.SOCKET_IDLE_TIMEOUT_MS,
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
     allowedOrigins: e.ALLOWED_ORIGINS,
-    trustProxy: e.TRUST_PROXY,
     logLevel: e.LOG_LEVEL,
   };
 }

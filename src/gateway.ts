@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import fsp from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
@@ -43,15 +44,14 @@ export async function createGateway(config: Config, logger: Logger): Promise<Gat
     ? new StaticEndpoint(config.glanceUrl)
     : new CatalogEndpoint(config.keystone!.authUrl, config.keystone!.interface, config.keystone!.region);
 
+  // Removals (terminated, expired, refused) reach the upload records through this late-bound callback.
   let uploads: Uploads | undefined;
   const files = new IngestFileStore({
     directory: uploadsDir,
     expiryMs: config.uploadExpiryMs,
     onRemoved: (id) => uploads!.forget(id),
   });
-  const pusher = new Pusher({ store, tokens, glance, files, events, logger }, config.push);
-  uploads = new Uploads({ store, tokens, glance, files, pusher, logger, storageDir: config.storageDir });
-  files.guard = new ContentGuard({
+  const guard = new ContentGuard({
     describe: async (id) => {
       const record = await store.get(id);
       return record?.state === 'receiving' ? { diskFormat: record.diskFormat, size: record.size } : undefined;
@@ -59,6 +59,9 @@ export async function createGateway(config: Config, logger: Logger): Promise<Gat
     readRange: (id, start, length) => files.readRange(id, start, length),
     discard: (id) => files.remove(id),
   });
+  files.guard = guard;
+  const pusher = new Pusher({ store, tokens, glance, files, events, logger }, config.push);
+  uploads = new Uploads({ store, guard, tokens, glance, files, pusher, logger, storageDir: config.storageDir });
 
   const preflight = new Preflight({ glance, endpoints, spareBytes: () => uploads!.spareBytes() });
   const tus = createTusServer({
@@ -66,25 +69,22 @@ export async function createGateway(config: Config, logger: Logger): Promise<Gat
     locker: new MemoryLocker(), // one process; a shared locker goes here for several instances
     preflight,
     uploads,
-    store,
-    tokens,
     events,
     logger,
     maxUploadSize: config.maxUploadSize,
     allowedOrigins: config.allowedOrigins,
-    trustProxy: config.trustProxy,
   });
 
   const health = {
     storage: async () => {
-      const probe = path.join(config.storageDir, `.ready-${process.pid}`);
+      const probe = path.join(config.storageDir, `.ready-${randomBytes(8).toString('hex')}`);
       await fsp.writeFile(probe, 'ok');
       await fsp.rm(probe);
     },
-    glance: () => (config.glanceUrl ? glance.ping(config.glanceUrl) : pingKeystone(glance, config.keystone!.authUrl)),
+    // In catalog mode there is no fixed Glance to ask: Keystone answering is the signal.
+    glance: () => glance.ping(config.glanceUrl ? `${config.glanceUrl}/versions` : config.keystone!.authUrl),
   };
-  const { allowedOrigins, trustProxy } = config;
-  const app = createApp({ tus, tusPath: TUS_PATH, uploads, pusher, events, health, logger, allowedOrigins, trustProxy });
+  const app = createApp({ tus, tusPath: TUS_PATH, uploads, pusher, events, health, logger, allowedOrigins: config.allowedOrigins });
   const server = http.createServer(app);
   // A PATCH of many GB is one long request: no total limit, only an idle one.
   server.requestTimeout = 0;
@@ -93,9 +93,12 @@ export async function createGateway(config: Config, logger: Logger): Promise<Gat
   server.timeout = config.socketIdleTimeoutMs;
 
   await uploads.recover();
-  const sweep = setInterval(() => {
-    tus.cleanUpExpiredUploads().catch((err: unknown) => logger.error({ err }, 'expiry sweep failed'));
-  }, EXPIRY_SWEEP_MS).unref();
+  const sweep =
+    config.uploadExpiryMs > 0
+      ? setInterval(() => {
+          uploads.sweep(config.uploadExpiryMs).catch((err: unknown) => logger.error({ err }, 'expiry sweep failed'));
+        }, Math.min(EXPIRY_SWEEP_MS, config.uploadExpiryMs)).unref()
+      : undefined;
 
   return {
     server,
@@ -121,9 +124,4 @@ export async function createGateway(config: Config, logger: Logger): Promise<Gat
       await glance.close();
     },
   };
-}
-
-/** In catalog mode there is no fixed Glance to ask: Keystone answering is the readiness signal. */
-function pingKeystone(glance: GlanceClient, authUrl: string): Promise<void> {
-  return glance.ping(authUrl.replace(/\/v3$/, '')).catch(async () => glance.ping(authUrl));
 }

@@ -5,7 +5,7 @@ import type { UploadState } from '../src/state/upload-record.js';
 import { FakeGlance, type PutFault } from './support/fake-glance.js';
 import { makeFile, MiB } from './support/files.js';
 import { startGateway, tempDir, waitForState, type TestGateway } from './support/gateway.js';
-import { TUS } from './support/http.js';
+import { create, meta, TUS } from './support/http.js';
 import { tusUpload } from './support/tus.js';
 
 let glance: FakeGlance;
@@ -167,4 +167,62 @@ test('a Glance that stays down ends failed after the retry budget; POST /push st
 
   const again = await fetch(new URL(`${path}/push`, gw.url), { method: 'POST', headers: { 'x-auth-token': 'token-a' } });
   assert.equal(again.status, 409, 'an active upload has nothing to push');
+});
+
+test("a watcher's token (status, events) does not replace the uploader's push token", async () => {
+  const image = glance.createImage('project-a', { visibility: 'public' }); // project-b can see it too
+  glance.failNextPuts({ kind: 'status', status: 503, bytesPerSecond: 8 * MiB });
+  const { uploadUrl } = await tusUpload(gw.url, file.path, { token: 'token-a', metadata: { image_id: image.id } });
+  const path = new URL(uploadUrl).pathname;
+  const watched = await fetch(new URL(`${path}/status`, gw.url), { headers: { 'x-auth-token': 'token-b' } });
+  assert.equal(watched.status, 200, 'project-b may watch a public image');
+  const { status } = await waitForState(gw.url, path, 'token-b', ['active', 'failed']);
+  assert.equal(status.state, 'active');
+  assert.deepEqual(putsFor(image.id).map((p) => p.token), ['token-a', 'token-a']);
+});
+
+test('401 while a fresher token already arrived: the push goes again with it instead of waiting', async () => {
+  glance.addToken('token-d', 'project-a');
+  glance.addToken('token-d2', 'project-a');
+  const image = glance.createImage('project-a');
+  glance.failNextPuts({ kind: 'status', status: 401, bytesPerSecond: 4 * MiB });
+  const { uploadUrl } = await tusUpload(gw.url, file.path, { token: 'token-d', metadata: { image_id: image.id } });
+  const path = new URL(uploadUrl).pathname;
+  while (!putsFor(image.id).some((p) => p.bytes > 0)) await new Promise((r) => setTimeout(r, 5));
+  const head = await fetch(new URL(path, gw.url), { method: 'HEAD', headers: { ...TUS, 'x-auth-token': 'token-d2' } });
+  assert.equal(head.status, 200);
+  const id = path.split('/').pop()!;
+  await reaches(id, 'active');
+  assert.ok(!states.get(id)!.includes('awaiting_token'), states.get(id)!.join(' -> '));
+  assert.deepEqual(putsFor(image.id).map((p) => [p.token, p.status]), [['token-d', 401], ['token-d2', 204]]);
+});
+
+test('POST /push on an upload awaiting a token: 202, and the push runs with that token', async () => {
+  glance.addToken('token-e', 'project-a');
+  const image = glance.createImage('project-a');
+  glance.failNextPuts({ kind: 'status', status: 401 });
+  const { uploadUrl } = await tusUpload(gw.url, file.path, { token: 'token-e', metadata: { image_id: image.id } });
+  const path = new URL(uploadUrl).pathname;
+  await reaches(path.split('/').pop()!, 'awaiting_token');
+  glance.revokeToken('token-e');
+  glance.addToken('token-e2', 'project-a');
+  const push = await fetch(new URL(`${path}/push`, gw.url), { method: 'POST', headers: { 'x-auth-token': 'token-e2' } });
+  assert.equal(push.status, 202);
+  const { status } = await waitForState(gw.url, path, 'token-e2', ['active', 'failed']);
+  assert.equal(status.state, 'active');
+  assert.equal(putsFor(image.id).at(-1)!.token, 'token-e2');
+});
+
+test('a failed upload still counts as the image upload: a second one gets 409 until it is removed', async () => {
+  const image = glance.createImage('project-a');
+  glance.failNextPuts({ kind: 'status', status: 403 });
+  const { uploadUrl } = await tusUpload(gw.url, file.path, { token: 'token-a', metadata: { image_id: image.id } });
+  await waitForState(gw.url, new URL(uploadUrl).pathname, 'token-a', 'failed');
+  const second = await create(gw.url, { 'x-auth-token': 'token-a', 'upload-length': '10', 'upload-metadata': meta({ image_id: image.id }) });
+  assert.equal(second.status, 409);
+  assert.equal(second.body?.error?.code, 'upload_exists');
+  const del = await fetch(uploadUrl, { method: 'DELETE', headers: { ...TUS, 'x-auth-token': 'token-a' } });
+  assert.equal(del.status, 204);
+  const third = await create(gw.url, { 'x-auth-token': 'token-a', 'upload-length': '10', 'upload-metadata': meta({ image_id: image.id }) });
+  assert.equal(third.status, 201);
 });

@@ -77,14 +77,14 @@ test('CORS: a listed origin may send X-Auth-Token and read the gateway headers',
   const exposed = (created.headers.get('access-control-expose-headers') ?? '').toLowerCase();
   for (const h of ['glance-image-id', 'glance-upload-state', 'upload-offset', 'location']) assert.ok(exposed.includes(h), `${h} is exposed`);
 
-  const statusPreflight = await fetch(`${created.headers.get("location")}/status`, {
+  const statusPreflight = await fetch(new URL(`${created.headers.get("location")}/status`, gw.url), {
     method: 'OPTIONS',
     headers: { origin: ORIGIN, 'access-control-request-method': 'GET', 'access-control-request-headers': 'x-auth-token' },
   });
   assert.equal(statusPreflight.status, 204);
   assert.equal(statusPreflight.headers.get('access-control-allow-origin'), ORIGIN);
   assert.match(statusPreflight.headers.get('access-control-allow-headers') ?? '', /X-Auth-Token/i);
-  const status = await fetch(`${created.headers.get("location")}/status`, { headers: { origin: ORIGIN, 'x-auth-token': 'token-a' } });
+  const status = await fetch(new URL(`${created.headers.get("location")}/status`, gw.url), { headers: { origin: ORIGIN, 'x-auth-token': 'token-a' } });
   assert.equal(status.headers.get('access-control-allow-origin'), ORIGIN);
 });
 
@@ -94,7 +94,7 @@ test('CORS: any other origin gets no CORS header at all', async () => {
   assert.equal(preflight.headers.get('access-control-allow-origin'), null);
   const created = await create(gw.url, { origin: evil, 'x-auth-token': 'token-a', 'upload-length': '10', 'upload-metadata': meta({ image_id: glance.createImage('project-a').id }) });
   assert.equal(created.headers.get('access-control-allow-origin'), null);
-  const head = await fetch(created.headers.get("location")!, { method: 'HEAD', headers: { ...TUS, origin: evil, 'x-auth-token': 'token-a' } });
+  const head = await fetch(new URL(created.headers.get("location")!, gw.url), { method: 'HEAD', headers: { ...TUS, origin: evil, 'x-auth-token': 'token-a' } });
   assert.equal(head.headers.get('access-control-allow-origin'), null);
   const health = await fetch(`${gw.url}/healthz`, { headers: { origin: evil } });
   assert.equal(health.headers.get('access-control-allow-origin'), null);

@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import { Agent, errors as undiciErrors, request, type Dispatcher } from 'undici';
-import { GlanceClientError, GlanceNetworkError } from './errors.js';
+import { GlanceClientError, GlanceHttpError, GlanceNetworkError } from './errors.js';
 import type { GlanceAuth, Image, NewImage } from './image.js';
 import { emptyOrThrow, jsonOrThrow } from './response.js';
 
@@ -69,15 +69,12 @@ export class GlanceClient {
     });
   }
 
-  /** Readiness: the endpoint answers at all (the version document needs no token). */
-  ping(endpoint: string): Promise<void> {
+  /** Readiness: a URL that needs no token (a version document) answers without a server error. */
+  ping(url: string): Promise<void> {
     return this.#call(async () => {
-      const res = await request(`${endpoint}/versions`, {
-        dispatcher: this.#dispatcher,
-        headersTimeout: 5_000,
-        bodyTimeout: 5_000,
-      });
+      const res = await request(url, { dispatcher: this.#dispatcher, headersTimeout: 5_000, bodyTimeout: 5_000 });
       await res.body.dump();
+      if (res.statusCode >= 500) throw new GlanceHttpError(res.statusCode, `${url} answered ${res.statusCode}`);
     });
   }
 

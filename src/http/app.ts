@@ -18,7 +18,6 @@ export interface AppDeps {
   events: UploadEvents;
   health: HealthChecks;
   allowedOrigins: string[] | undefined;
-  trustProxy: boolean;
   logger: Logger;
 }
 
@@ -26,9 +25,8 @@ export interface AppDeps {
 export function createApp(deps: AppDeps): express.Express {
   const app = express();
   app.disable('x-powered-by');
-  app.set('trust proxy', deps.trustProxy);
   app.use(requestLog(deps.logger));
-  app.use(cors(deps.allowedOrigins));
+  app.use(cors(deps.allowedOrigins, deps.tusPath));
   app.use(healthRoutes(deps.health));
   app.use(statusRoutes(deps.uploads, deps.pusher, deps.events, deps.tusPath));
   app.use(tusRoutes(deps.tus, deps.uploads, deps.tusPath));

@@ -1,6 +1,6 @@
 import { Router, type NextFunction, type Request, type Response } from 'express';
 import { NotFoundError } from '../errors.js';
-import type { Uploads, UploadStatus } from '../ingest/uploads.js';
+import type { Access, Uploads, UploadStatus } from '../ingest/uploads.js';
 import type { Pusher } from '../transfer/pusher.js';
 import type { UploadEvent, UploadEvents } from '../state/upload-events.js';
 import { isUploadId, tokenOf } from './request.js';
@@ -15,27 +15,27 @@ export function statusRoutes(uploads: Uploads, pusher: Pusher, events: UploadEve
   const router = Router();
 
   // Every route here answers only to a token that can see the upload's image.
-  const authorized = (handler: Handler) => async (req: Request, res: Response, next: NextFunction) => {
+  const authorized = (access: Access, handler: Handler) => async (req: Request, res: Response, next: NextFunction) => {
     try {
       const id = req.params.id;
       if (!isUploadId(id)) throw new NotFoundError('upload not found');
-      await uploads.authorize(id, tokenOf(req));
+      await uploads.authorize(id, tokenOf(req), access);
       await handler(req, res, id);
     } catch (err) {
       next(err);
     }
   };
 
-  router.get(`${mount}/:id/status`, authorized(async (_req, res, id) => {
+  router.get(`${mount}/:id/status`, authorized('watch', async (_req, res, id) => {
     res.set('Cache-Control', 'no-store').json(await uploads.status(id));
   }));
 
-  router.post(`${mount}/:id/push`, authorized(async (_req, res, id) => {
+  router.post(`${mount}/:id/push`, authorized('push', async (_req, res, id) => {
     const record = await pusher.restart(id);
     res.status(202).json(await uploads.view(record));
   }));
 
-  router.get(`${mount}/:id/events`, authorized(async (req, res, id) => {
+  router.get(`${mount}/:id/events`, authorized('watch', async (req, res, id) => {
     res.writeHead(200, {
       'Content-Type': 'text/event-stream; charset=utf-8',
       'Cache-Control': 'no-store',

@@ -35,7 +35,7 @@ export function tusRoutes(tus: Server, uploads: Uploads, mount: string): Router 
       });
       if (!isUploadId(id)) return sendError(res, new NotFoundError('upload not found'));
       try {
-        await uploads.authorize(id, tokenOf(req));
+        await uploads.authorize(id, tokenOf(req), 'push');
       } catch (err) {
         return sendError(res, err);
       }

@@ -97,12 +97,17 @@ export class IngestFileStore extends FileStore implements StoredFiles {
     }
   }
 
-  /** Free a pushed upload's blocks but keep its size, so HEAD still reports it complete. */
+  /**
+   * Free a pushed upload's blocks but keep its size, so HEAD still reports it complete:
+   * an empty sparse file of the same size replaces it in one rename.
+   */
   async release(uploadId: string): Promise<void> {
     const file = this.path(uploadId);
     const { size } = await fsp.stat(file);
-    await fsp.truncate(file, 0);
-    await fsp.truncate(file, size); // a sparse file: the size without the data
+    const sparse = `${file}.released`;
+    await fsp.writeFile(sparse, '');
+    await fsp.truncate(sparse, size);
+    await fsp.rename(sparse, file);
   }
 
   override async deleteExpired(): Promise<number> {

@@ -3,10 +3,7 @@ import { Server } from '@tus/server';
 import { EVENTS, type Locker } from '@tus/utils';
 import { toHttpError } from '../errors.js';
 import type { Logger } from '../logger.js';
-import type { UploadStateStore } from '../state/state-store.js';
-import type { TokenVault } from '../state/token-vault.js';
 import type { UploadEvents } from '../state/upload-events.js';
-import { newRecord } from '../state/upload-record.js';
 import type { Preflight } from './preflight.js';
 import type { IngestFileStore } from './file-store.js';
 import type { Uploads } from './uploads.js';
@@ -18,13 +15,10 @@ export interface TusServerDeps {
   locker: Locker;
   preflight: Preflight;
   uploads: Uploads;
-  store: UploadStateStore;
-  tokens: TokenVault;
   events: UploadEvents;
   logger: Logger;
   maxUploadSize: number;
   allowedOrigins: string[] | undefined;
-  trustProxy: boolean;
 }
 
 /** Gateway headers a browser must be able to read. */
@@ -38,7 +32,8 @@ export function createTusServer(deps: TusServerDeps): Server {
     locker: deps.locker,
     // The contract says an upload must be strictly smaller than MAX_UPLOAD_SIZE.
     maxSize: deps.maxUploadSize - 1,
-    respectForwardedHeaders: deps.trustProxy,
+    // As the contract shows it (`/files/{id}`); clients resolve it against the URL they used, proxies included.
+    relativeLocation: true,
     namingFunction: () => randomBytes(16).toString('hex'),
     allowedOrigins: (origin) => deps.allowedOrigins?.includes(origin) ?? false,
     allowedHeaders: ['X-Auth-Token'],
@@ -48,12 +43,10 @@ export function createTusServer(deps: TusServerDeps): Server {
     async onUploadCreate(req, upload) {
       const token = req.headers.get('x-auth-token');
       const admitted = await deps.preflight.admit(token, upload.metadata, upload.size ?? 0);
-      const { imageId, glanceUrl, diskFormat } = admitted;
-      await deps.store.create(newRecord({ id: upload.id, imageId, glanceUrl, diskFormat, size: upload.size ?? 0 }));
-      deps.tokens.remember(upload.id, token!);
-      deps.logger.info({ uploadId: upload.id, imageId, size: upload.size }, 'upload created');
+      await deps.uploads.create(upload.id, admitted, upload.size ?? 0, token!);
+      deps.logger.info({ uploadId: upload.id, imageId: admitted.imageId, size: upload.size }, 'upload created');
       // Stored with the upload, so HEAD shows which image it feeds.
-      return { metadata: { ...upload.metadata, image_id: imageId } };
+      return { metadata: { ...upload.metadata, image_id: admitted.imageId } };
     },
 
     async onUploadFinish(_req, upload) {

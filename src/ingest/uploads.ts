@@ -4,14 +4,17 @@ import type { GlanceClient } from '../glance/client.js';
 import type { Logger } from '../logger.js';
 import type { UploadStateStore } from '../state/state-store.js';
 import type { TokenVault } from '../state/token-vault.js';
-import type { UploadRecord, UploadState } from '../state/upload-record.js';
+import { newRecord, type UploadRecord, type UploadState } from '../state/upload-record.js';
 import type { Pusher } from '../transfer/pusher.js';
 import { freeBytes } from './disk-space.js';
+import type { ContentGuard } from './content-guard.js';
 import type { IngestFileStore } from './file-store.js';
 import { asRequestError } from './glance-errors.js';
+import type { Admitted } from './preflight.js';
 
 export interface UploadsDeps {
   store: UploadStateStore;
+  guard: ContentGuard;
   tokens: TokenVault;
   glance: GlanceClient;
   files: IngestFileStore;
@@ -26,15 +29,32 @@ export type UploadStatus = Pick<
   'id' | 'imageId' | 'state' | 'size' | 'pushed' | 'attempts' | 'nextAttemptAt' | 'glance' | 'error' | 'createdAt' | 'updatedAt'
 > & { offset: number };
 
+/**
+ * How a request uses an upload. `push`: the uploader's own requests (tus, `POST /push`), whose
+ * token becomes the one the push uses. `watch`: status and events, whose token is taken only
+ * when none is held (a watcher may see the image without being allowed to upload to it).
+ */
+export type Access = 'push' | 'watch';
+
 /** The uploads as the HTTP layer sees them: who may touch one, what it looks like, removing one. */
 export class Uploads {
+  readonly #completing = new Map<string, Promise<UploadState>>();
+
   constructor(private readonly deps: UploadsDeps) {}
+
+  /** Record a new upload admitted by the pre-flight; throws UploadExistsError for a second one per image. */
+  async create(uploadId: string, admitted: Admitted, size: number, token: string): Promise<void> {
+    const { imageId, glanceUrl, diskFormat } = admitted;
+    await this.deps.store.create(newRecord({ id: uploadId, imageId, glanceUrl, diskFormat, size }));
+    this.deps.tokens.remember(uploadId, token);
+  }
 
   /**
    * Let a request at an upload through only if its token can see the upload's image
-   * (else 404, as for an unknown upload). An accepted token becomes the upload's freshest.
+   * (else 404, as for an unknown upload); then take its token as `access` says, and
+   * move on an upload that waits for one.
    */
-  async authorize(uploadId: string, token: string | null): Promise<UploadRecord> {
+  async authorize(uploadId: string, token: string | null, access: Access): Promise<UploadRecord> {
     if (!token) throw new TokenMissingError('X-Auth-Token is required');
     const record = await this.deps.store.get(uploadId);
     if (!record) throw new NotFoundError(`upload ${uploadId} not found`);
@@ -45,18 +65,37 @@ export class Uploads {
       // While Glance is down, a token this upload already proved keeps it resumable.
       if (!(mapped instanceof GlanceUnreachableError && sameToken(this.deps.tokens.get(uploadId), token))) throw mapped;
     }
-    this.deps.tokens.remember(uploadId, token);
-    await this.deps.pusher.tokenArrived(uploadId);
+    if (access === 'push' || !this.deps.tokens.get(uploadId)) this.deps.tokens.remember(uploadId, token);
+    await this.#moveOn(record);
     return record;
   }
 
-  /** The last byte arrived: the end-of-file content check, then the push. Idempotent. */
-  async complete(uploadId: string): Promise<UploadState> {
+  /** The last byte arrived: the end-of-file content check, then the push. Idempotent, one run at a time. */
+  complete(uploadId: string): Promise<UploadState> {
+    const running = this.#completing.get(uploadId);
+    if (running) return running;
+    const run = this.#complete(uploadId).finally(() => this.#completing.delete(uploadId));
+    this.#completing.set(uploadId, run);
+    return run;
+  }
+
+  async #complete(uploadId: string): Promise<UploadState> {
     const record = await this.deps.store.get(uploadId);
     if (!record) throw new NotFoundError(`upload ${uploadId} not found`);
     if (record.state !== 'receiving') return record.state;
-    await this.deps.files.guard?.finish(uploadId);
+    await this.deps.guard.finish(uploadId);
     return this.deps.pusher.submit(uploadId);
+  }
+
+  /** Whatever a request can move on: a complete upload whose completion was lost, a push waiting for a token. */
+  async #moveOn(record: UploadRecord): Promise<void> {
+    if (record.state === 'awaiting_token') return this.deps.pusher.tokenArrived(record.id);
+    if (record.state !== 'receiving') return;
+    const offset = await this.deps.files.offset(record.id).catch(() => 0);
+    if (offset < record.size) return;
+    await this.complete(record.id).catch((err: unknown) =>
+      this.deps.logger.warn({ err, uploadId: record.id }, 'completion failed; the next request tries again'),
+    );
   }
 
   async record(uploadId: string): Promise<UploadRecord | undefined> {
@@ -81,6 +120,22 @@ export class Uploads {
     this.deps.pusher.cancel(uploadId);
     this.deps.tokens.forget(uploadId);
     await this.deps.store.delete(uploadId);
+  }
+
+  /**
+   * Remove what nobody will come back for: unfinished uploads idle past the expiry (by their last
+   * write), and finished ones (active, failed) untouched as long. Complete uploads waiting for
+   * their push are never removed.
+   */
+  async sweep(expiryMs: number): Promise<number> {
+    let removed = await this.deps.files.deleteExpired();
+    const cutoff = Date.now() - expiryMs;
+    for (const record of await this.deps.store.list()) {
+      if ((record.state !== 'active' && record.state !== 'failed') || Date.parse(record.updatedAt) > cutoff) continue;
+      await this.deps.files.remove(record.id).catch(() => this.forget(record.id));
+      removed++;
+    }
+    return removed;
   }
 
   /** Free storage less what the uploads in progress still need. */

@@ -32,7 +32,8 @@ export class FileStateStore implements UploadStateStore {
   async create(record: UploadRecord): Promise<void> {
     // Check and claim in one synchronous step: the event loop makes it atomic for this process.
     for (const other of this.#records.values()) {
-      if (other.imageId === record.imageId && other.state !== 'active' && other.state !== 'failed') {
+      // A failed upload still holds its bytes and can be pushed again: it counts until removed.
+      if (other.imageId === record.imageId && other.state !== 'active') {
         throw new UploadExistsError(`image ${record.imageId} already has an upload in progress`);
       }
     }
@@ -54,8 +55,15 @@ export class FileStateStore implements UploadStateStore {
     const current = this.#records.get(id);
     if (!current) throw new NotFoundError(`upload ${id} not found`);
     const next = { ...current, ...patch, updatedAt: new Date().toISOString() };
+    // Memory first so that concurrent updates build on each other; undone if the disk refuses.
     this.#records.set(id, next);
-    await this.#write(next);
+    try {
+      await this.#write(next);
+    } catch (err) {
+      if (this.#records.get(id) === next) this.#records.set(id, current);
+      throw err;
+    }
+    if (!this.#records.has(id)) await fs.rm(this.#file(id), { force: true }); // deleted meanwhile
     this.events.publish({ kind: 'state', record: next });
     return next;
   }

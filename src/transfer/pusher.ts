@@ -81,12 +81,13 @@ export class Pusher {
     if (record?.state === 'awaiting_token') await this.#enqueue(uploadId, { attempts: 0 });
   }
 
-  /** `POST /files/{id}/push`: start a stopped push again, with a fresh retry budget. */
+  /** `POST /files/{id}/push`: start a stopped push again, with a fresh retry budget. A running one is left running. */
   async restart(uploadId: string): Promise<UploadRecord> {
     const record = await this.#get(uploadId);
-    if (!['failed', 'awaiting_token', 'retrying'].includes(record.state)) {
-      const why = record.state === 'receiving' ? 'the upload is not complete' : `the push is ${record.state}`;
-      throw new PushNotRestartableError(`cannot start the push: ${why}`);
+    if (['queued', 'pushing', 'verifying'].includes(record.state)) return record;
+    if (record.state === 'receiving' || record.state === 'active') {
+      const why = record.state === 'receiving' ? 'the upload is not complete' : 'the image is already active';
+      throw new PushNotRestartableError(`nothing to push: ${why}`);
     }
     this.#clearTimer(uploadId);
     await this.#enqueue(uploadId, { attempts: 0, error: null });
@@ -137,16 +138,21 @@ export class Pusher {
     const auth = { endpoint: queued.glanceUrl, token };
     const controller = new AbortController();
     this.#inflight.set(uploadId, controller);
-    const record = await this.deps.store.update(uploadId, { state: 'pushing', attempts: queued.attempts + 1, pushed: 0 });
-    const log = this.deps.logger.child({ uploadId, imageId: record.imageId, attempt: record.attempts });
+    let record = queued;
+    const log = this.deps.logger.child({ uploadId, imageId: queued.imageId, attempt: queued.attempts + 1 });
     try {
+      record = await this.deps.store.update(uploadId, { state: 'pushing', attempts: queued.attempts + 1, pushed: 0 });
       await this.#push(record, auth, controller.signal, log);
     } catch (err) {
       if (controller.signal.aborted) {
         log.info('push aborted; its state is kept for the next start');
         return;
       }
-      await this.#onFailure(record, auth, err, log);
+      await this.#onFailure(record, auth, err, log).catch((stuck: unknown) => {
+        // Even the failure could not be recorded (a full disk, say): try again later rather than stall.
+        log.error({ err: stuck }, 'push outcome not recorded; retrying later');
+        this.#schedule(uploadId, this.policy.retryMaxMs, log);
+      });
     } finally {
       this.#inflight.delete(uploadId);
       this.#pushed.delete(uploadId);
@@ -179,8 +185,13 @@ export class Pusher {
       const error: PushError = { code: 'glance_refused', message: err.message, httpStatus: err.status };
       if (err.status === 401) {
         this.deps.tokens.forget(record.id, auth.token);
+        const error401 = { ...error, code: 'token_rejected' };
+        if (this.deps.tokens.get(record.id)) {
+          log.warn('Glance refused the token; a fresher one arrived meanwhile');
+          return this.#retry(record, error401, log);
+        }
         log.warn('Glance refused the token; waiting for a fresh one');
-        await this.deps.store.update(record.id, { state: 'awaiting_token', error: { ...error, code: 'token_rejected' } });
+        await this.deps.store.update(record.id, { state: 'awaiting_token', error: error401 });
         return;
       }
       if (err.status === 409) return this.#lookAgain(record, auth, log);
@@ -227,12 +238,20 @@ export class Pusher {
     const nextAttemptAt = new Date(Date.now() + delay).toISOString();
     log.warn({ error, delay }, 'push will be retried');
     await this.deps.store.update(record.id, { state: 'retrying', error, nextAttemptAt });
+    this.#schedule(record.id, delay, log);
+  }
+
+  #schedule(uploadId: string, delay: number, log: Logger): void {
+    this.#clearTimer(uploadId);
     const timer = setTimeout(() => {
-      this.#timers.delete(record.id);
-      this.#enqueue(record.id, {}).catch((err: unknown) => log.error({ err }, 'retry could not be queued'));
+      this.#timers.delete(uploadId);
+      this.#enqueue(uploadId, {}).catch((err: unknown) => {
+        log.error({ err }, 'retry could not be queued');
+        this.#schedule(uploadId, this.policy.retryMaxMs, log);
+      });
     }, delay);
     timer.unref();
-    this.#timers.set(record.id, timer);
+    this.#timers.set(uploadId, timer);
   }
 
   async #fail(record: UploadRecord, error: PushError, log: Logger, glance?: GlanceSnapshot): Promise<void> {
@@ -249,6 +268,7 @@ export class Pusher {
       nextAttemptAt: null,
     });
     log.info('image active');
+    this.deps.tokens.forget(record.id);
     await this.deps.files.release(record.id).catch((err: unknown) => log.warn({ err }, 'could not free the pushed data'));
   }
 

@@ -23,7 +23,7 @@ export interface FakeImage {
 }
 
 export type PutFault =
-  | { kind: 'status'; status: number; message?: string }
+  | { kind: 'status'; status: number; message?: string; bytesPerSecond?: number } // optionally read slowly first
   | { kind: 'status-early'; status: number; message?: string }
   | { kind: 'reset'; afterBytes: number }
   | { kind: 'wrong-checksum' }
@@ -256,7 +256,7 @@ export class FakeGlance {
       return answer(fault.status, fault.message ?? 'Injected fault', { connection: 'close' });
     }
     if (fault?.kind === 'status') {
-      if (await this.receive(req, record, Infinity)) answer(fault.status, fault.message ?? 'Injected fault');
+      if (await this.receive(req, record, Infinity, fault.bytesPerSecond)) answer(fault.status, fault.message ?? 'Injected fault');
       return;
     }
 

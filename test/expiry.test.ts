@@ -1,0 +1,86 @@
+// Expiration: idle unfinished uploads and finished ones go; an upload in use or waiting for its push stays.
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import { FakeGlance } from './support/fake-glance.js';
+import { listFiles, makeFile, MiB } from './support/files.js';
+import { startGateway, tempDir, waitForState, type TestGateway } from './support/gateway.js';
+import { create, meta, TUS } from './support/http.js';
+import { tusUpload } from './support/tus.js';
+
+const EXPIRY_MS = 1000;
+let glance: FakeGlance;
+let gw: TestGateway;
+
+before(async () => {
+  glance = await FakeGlance.start();
+  gw = await startGateway({ GLANCE_URL: glance.url, UPLOAD_EXPIRY_HOURS: String(EXPIRY_MS / 3600_000) });
+});
+after(async () => {
+  await gw.close();
+  await glance.stop();
+});
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const stored = async (id: string) => (await listFiles(path.join(gw.storageDir, 'uploads'))).filter((f) => f.startsWith(id));
+
+async function partial(): Promise<string> {
+  const res = await fetch(`${gw.url}/files/`, {
+    method: 'POST',
+    headers: { ...TUS, 'x-auth-token': 'token-a', 'upload-length': '100', 'upload-metadata': meta({ image_id: glance.createImage('project-a').id }), 'content-type': 'application/offset+octet-stream' },
+    body: Buffer.alloc(10),
+  });
+  assert.equal(res.status, 201);
+  assert.ok(res.headers.get('upload-expires'), 'the expiration extension announces the deadline');
+  return new URL(res.headers.get('location')!, gw.url).toString();
+}
+
+test('an idle unfinished upload is removed after the expiry', { timeout: 30_000 }, async () => {
+  const url = await partial();
+  const id = url.split('/').pop()!;
+  await sleep(EXPIRY_MS * 3);
+  const head = await fetch(url, { method: 'HEAD', headers: { ...TUS, 'x-auth-token': 'token-a' } });
+  assert.ok([404, 410].includes(head.status), `HEAD answered ${head.status}`);
+  assert.deepEqual(await stored(id), []);
+  assert.equal(await gw.gateway.uploads.record(id), undefined);
+});
+
+test('an upload still receiving is not expired: the expiry counts from the last write', { timeout: 30_000 }, async () => {
+  const url = await partial();
+  for (let offset = 10; offset < 16; offset++) {
+    await sleep(EXPIRY_MS * 0.5);
+    const res = await fetch(url, {
+      method: 'PATCH',
+      headers: { ...TUS, 'x-auth-token': 'token-a', 'upload-offset': String(offset), 'content-type': 'application/offset+octet-stream' },
+      body: Buffer.alloc(1),
+    });
+    assert.equal(res.status, 204, `PATCH at ${offset}`);
+    assert.ok(res.headers.get('upload-expires'));
+  }
+});
+
+test('a complete upload waiting for its push is never removed; failed and active ones are', { timeout: 30_000 }, async () => {
+  const file = await makeFile(await tempDir(), 'disk.raw', 1 * MiB);
+  const upload = async (fault?: { kind: 'status'; status: number }) => {
+    const image = glance.createImage('project-a');
+    if (fault) glance.failNextPuts(fault);
+    const { uploadUrl } = await tusUpload(gw.url, file.path, { token: 'token-a', metadata: { image_id: image.id } });
+    return new URL(uploadUrl).pathname;
+  };
+  const waiting = await upload({ kind: 'status', status: 401 });
+  const failed = await upload({ kind: 'status', status: 403 });
+  const active = await upload();
+  await waitForState(gw.url, failed, 'token-a', 'failed');
+  await waitForState(gw.url, active, 'token-a', 'active');
+  const waitingId = waiting.split('/').pop()!;
+  while ((await gw.gateway.uploads.status(waitingId)).state !== 'awaiting_token') await sleep(20);
+
+  await sleep(EXPIRY_MS * 3);
+  assert.equal((await gw.gateway.uploads.status(waitingId)).state, 'awaiting_token', 'the waiting upload is still there');
+  assert.equal((await stored(waitingId)).length, 2, 'with its data and info');
+  for (const gone of [failed, active]) {
+    const id = gone.split('/').pop()!;
+    assert.equal(await gw.gateway.uploads.record(id), undefined, `${gone} removed`);
+    assert.deepEqual(await stored(id), []);
+  }
+});
