@@ -21,6 +21,8 @@ const schema = z.object({
   PUSH_MAX_ATTEMPTS: int(1).default(10),
   PUSH_RETRY_BASE_MS: int(1).default(2000),
   PUSH_RETRY_MAX_MS: int(1).default(300000),
+  PUSH_STREAMING: z.enum(['0', '1']).default('1').transform((v) => v === '1'),
+  PUSH_STREAM_STALL_MS: int(1000).default(60000),
   UPLOAD_EXPIRY_HOURS: z.coerce.number().min(0).default(72),
   SOCKET_IDLE_TIMEOUT_MS: int(1000).default(120000),
   SHUTDOWN_GRACE_MS: int(0).default(10000),
@@ -44,7 +46,13 @@ export interface Config {
   glanceUrl: string | undefined;
   keystone: { authUrl: string; interface: 'public' | 'internal' | 'admin'; region: string | undefined } | undefined;
   maxUploadSize: number;
-  push: { concurrency: number; maxAttempts: number; retryBaseMs: number; retryMaxMs: number };
+  push: {
+    concurrency: number;
+    maxAttempts: number;
+    retryBaseMs: number;
+    retryMaxMs: number;
+    streaming: { enabled: boolean; stallMs: number };
+  };
   uploadExpiryMs: number;
   socketIdleTimeoutMs: number;
   shutdownGraceMs: number;
@@ -81,6 +89,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       maxAttempts: e.PUSH_MAX_ATTEMPTS,
       retryBaseMs: e.PUSH_RETRY_BASE_MS,
       retryMaxMs: e.PUSH_RETRY_MAX_MS,
+      streaming: { enabled: e.PUSH_STREAMING, stallMs: e.PUSH_STREAM_STALL_MS },
     },
     uploadExpiryMs: e.UPLOAD_EXPIRY_HOURS * 3600_000,
     socketIdleTimeoutMs: e.SOCKET_IDLE_TIMEOUT_MS,

@@ -61,7 +61,7 @@ export async function createGateway(config: Config, logger: Logger): Promise<Gat
   });
   files.guard = guard;
   const pusher = new Pusher({ store, tokens, glance, files, events, logger }, config.push);
-  uploads = new Uploads({ store, guard, tokens, glance, files, pusher, logger, storageDir: config.storageDir });
+  uploads = new Uploads({ store, events, guard, tokens, glance, files, pusher, logger, storageDir: config.storageDir });
 
   const preflight = new Preflight({ glance, endpoints, spareBytes: () => uploads!.spareBytes() });
   const tus = createTusServer({
@@ -69,7 +69,6 @@ export async function createGateway(config: Config, logger: Logger): Promise<Gat
     locker: new MemoryLocker(), // one process; a shared locker goes here for several instances
     preflight,
     uploads,
-    events,
     logger,
     maxUploadSize: config.maxUploadSize,
     allowedOrigins: config.allowedOrigins,

@@ -3,7 +3,6 @@ import { Server } from '@tus/server';
 import { EVENTS, type Locker } from '@tus/utils';
 import { toHttpError } from '../errors.js';
 import type { Logger } from '../logger.js';
-import type { UploadEvents } from '../state/upload-events.js';
 import type { Preflight } from './preflight.js';
 import type { IngestFileStore } from './file-store.js';
 import type { Uploads } from './uploads.js';
@@ -15,7 +14,6 @@ export interface TusServerDeps {
   locker: Locker;
   preflight: Preflight;
   uploads: Uploads;
-  events: UploadEvents;
   logger: Logger;
   maxUploadSize: number;
   allowedOrigins: string[] | undefined;
@@ -63,9 +61,7 @@ export function createTusServer(deps: TusServerDeps): Server {
     },
   });
 
-  server.on(EVENTS.POST_RECEIVE, (_req, upload) => {
-    deps.events.publish({ kind: 'progress', id: upload.id, offset: upload.offset });
-  });
+  server.on(EVENTS.POST_RECEIVE, (_req, upload) => deps.uploads.received(upload.id, upload.offset));
   return server;
 }
 

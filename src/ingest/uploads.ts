@@ -7,13 +7,16 @@ import type { TokenVault } from '../state/token-vault.js';
 import { newRecord, type UploadRecord, type UploadState } from '../state/upload-record.js';
 import type { Pusher } from '../transfer/pusher.js';
 import { freeBytes } from './disk-space.js';
+import type { UploadEvents } from '../state/upload-events.js';
 import type { ContentGuard } from './content-guard.js';
+import { HEAD_BYTES } from './content/inspect.js';
 import type { IngestFileStore } from './file-store.js';
 import { asRequestError } from './glance-errors.js';
 import type { Admitted } from './preflight.js';
 
 export interface UploadsDeps {
   store: UploadStateStore;
+  events: UploadEvents;
   guard: ContentGuard;
   tokens: TokenVault;
   glance: GlanceClient;
@@ -96,6 +99,13 @@ export class Uploads {
     await this.complete(record.id).catch((err: unknown) =>
       this.deps.logger.warn({ err, uploadId: record.id }, 'completion failed; the next request tries again'),
     );
+  }
+
+  /** Bytes are arriving (tus's throttled progress): tell watchers, and let the push start early. */
+  received(uploadId: string, offset: number): void {
+    this.deps.events.publish({ kind: 'progress', id: uploadId, offset });
+    // Bytes past the head have passed the content check: they may go to Glance already.
+    if (offset >= HEAD_BYTES) this.deps.pusher.offerStream(uploadId);
   }
 
   async record(uploadId: string): Promise<UploadRecord | undefined> {

@@ -3,7 +3,7 @@
  * a shared (Redis) one would hand ids to whichever instance has a free slot.
  */
 export interface PushQueue {
-  /** Add an upload; a no-op when it is already waiting or running. */
+  /** Add an upload; a no-op when it is already waiting; once more after the current run when running. */
   add(uploadId: string): void;
   /** Take an upload out of the waiting line (a running push is cancelled elsewhere). */
   remove(uploadId: string): void;
@@ -15,6 +15,7 @@ export interface PushQueue {
 export class LocalPushQueue implements PushQueue {
   readonly #waiting = new Set<string>();
   readonly #running = new Set<string>();
+  readonly #again = new Set<string>();
   #closed = false;
 
   constructor(
@@ -27,13 +28,16 @@ export class LocalPushQueue implements PushQueue {
   }
 
   add(uploadId: string): void {
-    if (this.#closed || this.#waiting.has(uploadId) || this.#running.has(uploadId)) return;
+    if (this.#closed || this.#waiting.has(uploadId)) return;
+    // A run that is ending may have looked at the upload before this request: run it again after.
+    if (this.#running.has(uploadId)) return void this.#again.add(uploadId);
     this.#waiting.add(uploadId);
     this.#next();
   }
 
   remove(uploadId: string): void {
     this.#waiting.delete(uploadId);
+    this.#again.delete(uploadId);
   }
 
   close(): void {
@@ -51,6 +55,7 @@ export class LocalPushQueue implements PushQueue {
         .catch(() => undefined)
         .finally(() => {
           this.#running.delete(id);
+          if (this.#again.delete(id)) this.#waiting.add(id);
           this.#next();
         });
     }

@@ -16,6 +16,7 @@ import {
   type UploadState,
 } from '../state/upload-record.js';
 import { backoffDelay } from './backoff.js';
+import { GrowingFileReader } from './growing-file.js';
 import { HashingStream, hashFile } from './hashing.js';
 import { holdsOurBytes, judgeImage, type ImageVerdict } from './image-verdict.js';
 import { LocalPushQueue, type PushQueue } from './push-queue.js';
@@ -26,6 +27,8 @@ export interface PushPolicy {
   maxAttempts: number;
   retryBaseMs: number;
   retryMaxMs: number;
+  /** Start pushing while the upload still arrives; give that up when the client stalls this long. */
+  streaming: { enabled: boolean; stallMs: number };
 }
 
 export interface PusherDeps {
@@ -50,6 +53,10 @@ export class Pusher {
   readonly #inflight = new Map<string, AbortController>();
   readonly #timers = new Map<string, NodeJS.Timeout>();
   readonly #pushed = new Map<string, { bytes: number; sentAt: number }>();
+  /** Streaming pushes under way; `released` once the upload is complete and checked. */
+  readonly #streaming = new Map<string, { released: boolean }>();
+  /** Uploads whose streaming push was given up: they push once complete. */
+  readonly #noStream = new Set<string>();
 
   constructor(
     private readonly deps: PusherDeps,
@@ -68,11 +75,24 @@ export class Pusher {
     return this.#pushed.get(uploadId)?.bytes;
   }
 
-  /** The upload is complete: queue its push. Idempotent; returns the state it is in now. */
+  /** The upload is complete: queue its push, or let a streaming one finish. Idempotent; returns the state now. */
   async submit(uploadId: string): Promise<UploadState> {
     const record = await this.#get(uploadId);
     if (record.state !== 'receiving') return record.state;
+    const stream = this.#streaming.get(uploadId);
+    if (stream) {
+      stream.released = true;
+      await this.deps.store.update(uploadId, { state: 'pushing', attempts: record.attempts + 1 });
+      return 'pushing';
+    }
     return this.#enqueue(uploadId, { attempts: 0 });
+  }
+
+  /** Bytes past the content check are arriving: start pushing them now if a slot is free. */
+  offerStream(uploadId: string): void {
+    if (!this.policy.streaming.enabled || this.#noStream.has(uploadId) || this.#streaming.has(uploadId)) return;
+    if (this.#inflight.has(uploadId) || !this.deps.tokens.get(uploadId)) return;
+    this.#queue.add(uploadId);
   }
 
   /** A request with a token that Glance accepted reached this upload. */
@@ -96,6 +116,7 @@ export class Pusher {
 
   /** The upload is being removed: stop everything about it. */
   cancel(uploadId: string): void {
+    this.#noStream.delete(uploadId);
     this.#clearTimer(uploadId);
     this.#queue.remove(uploadId);
     this.#inflight.get(uploadId)?.abort();
@@ -129,6 +150,7 @@ export class Pusher {
 
   async #attempt(uploadId: string): Promise<void> {
     const queued = await this.deps.store.get(uploadId);
+    if (queued?.state === 'receiving') return this.#stream(queued);
     if (queued?.state !== 'queued') return; // cancelled or moved on while waiting
     const token = this.deps.tokens.get(uploadId);
     if (!token) {
@@ -169,8 +191,12 @@ export class Pusher {
     const hasher = new HashingStream((bytes) => this.#progress(record.id, bytes));
     const body = pipeline(this.deps.files.read(record.id), hasher, () => undefined);
     await this.deps.glance.uploadData(auth, record.imageId, body, record.size, signal);
-    const hashes = hasher.digest();
+    await this.#verify(record, auth, hasher, signal, log);
+  }
 
+  /** Glance answered 204: the image must now be active with exactly the bytes we hashed on the way. */
+  async #verify(record: UploadRecord, auth: GlanceAuth, hasher: HashingStream, signal: AbortSignal, log: Logger): Promise<void> {
+    const hashes = hasher.digest();
     await this.deps.store.update(record.id, { state: 'verifying', pushed: hasher.bytes, hashes });
     const after = await this.deps.glance.getImage(auth, record.imageId, signal);
     const mismatch = after.status === 'active' ? holdsOurBytes(after, record.size, hashes) : `image is ${after.status}, not active`;
@@ -178,6 +204,49 @@ export class Pusher {
       return this.#fail(record, { code: 'verification_failed', message: mismatch }, log, snapshot(after));
     }
     await this.#activate(record, after, log);
+  }
+
+  /**
+   * Push while the upload arrives, following the growing file. The last byte is held back until
+   * the upload is complete and checked, so Glance cannot finish an image the gateway would refuse.
+   */
+  async #stream(record: UploadRecord): Promise<void> {
+    const token = this.deps.tokens.get(record.id);
+    if (!this.policy.streaming.enabled || this.#noStream.has(record.id) || !token) return;
+    const auth = { endpoint: record.glanceUrl, token };
+    const controller = new AbortController();
+    const stream = { released: false };
+    this.#inflight.set(record.id, controller);
+    this.#streaming.set(record.id, stream);
+    const log = this.deps.logger.child({ uploadId: record.id, imageId: record.imageId, streaming: true });
+    const { size } = record;
+    const reader = new GrowingFileReader(this.deps.files.path(record.id), {
+      size,
+      allowed: () => (stream.released ? size : size - 1),
+      stallMs: this.policy.streaming.stallMs,
+    });
+    try {
+      const image = await this.deps.glance.getImage(auth, record.imageId, controller.signal);
+      if (image.status !== 'queued') return void reader.destroy(); // the push after completion will decide
+      log.info('streaming push started');
+      const hasher = new HashingStream((bytes) => this.#progress(record.id, bytes));
+      const body = pipeline(reader, hasher, () => undefined);
+      await this.deps.glance.uploadData(auth, record.imageId, body, size, controller.signal);
+      await this.#verify(await this.#get(record.id), auth, hasher, controller.signal, log);
+    } catch (err) {
+      reader.destroy();
+      this.#streaming.delete(record.id); // from here on a completion queues a normal push
+      if (controller.signal.aborted) return;
+      const current = await this.deps.store.get(record.id);
+      if (current?.state === 'pushing') return this.#onFailure(current, auth, err, log); // completed meanwhile
+      this.#noStream.add(record.id);
+      const reason = reader.stalled ? 'the client stalled' : err instanceof Error ? err.message : String(err);
+      log.warn({ reason }, 'streaming push given up; the upload will be pushed once complete');
+    } finally {
+      this.#streaming.delete(record.id);
+      this.#inflight.delete(record.id);
+      this.#pushed.delete(record.id);
+    }
   }
 
   async #onFailure(record: UploadRecord, auth: GlanceAuth, err: unknown, log: Logger): Promise<void> {

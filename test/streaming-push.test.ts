@@ -1,0 +1,141 @@
+// Issue 5: the push streams to Glance while the upload arrives, and falls back when the client goes quiet.
+import assert from 'node:assert/strict';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import { FakeGlance } from './support/fake-glance.js';
+import { makeFile, MiB } from './support/files.js';
+import { startGateway, tempDir, waitForState, type TestGateway } from './support/gateway.js';
+import { spawnGateway } from './support/gateway-process.js';
+import { create, meta, TUS } from './support/http.js';
+import { patchWith, trickle } from './support/slow-body.js';
+import { tusUpload } from './support/tus.js';
+
+let glance: FakeGlance;
+let gw: TestGateway;
+let dir: string;
+let file: { path: string; sha256: string };
+const SIZE = 16 * MiB;
+
+before(async () => {
+  glance = await FakeGlance.start();
+  gw = await startGateway({ GLANCE_URL: glance.url, PUSH_STREAM_STALL_MS: '1000' });
+  dir = await tempDir('gw-stream-');
+  file = await makeFile(dir, 'disk.raw', SIZE);
+});
+after(async () => {
+  await gw.close();
+  await glance.stop();
+  await fsp.rm(dir, { recursive: true, force: true });
+});
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const putsFor = (imageId: string) => glance.puts.filter((p) => p.imageId === imageId);
+
+async function newUpload(base: string, diskFormat = 'raw'): Promise<{ url: string; imageId: string }> {
+  const image = glance.createImage('project-a', { disk_format: diskFormat });
+  const created = await create(base, { 'x-auth-token': 'token-a', 'upload-length': String(SIZE), 'upload-metadata': meta({ image_id: image.id }) });
+  assert.equal(created.status, 201);
+  return { url: new URL(created.headers.get('location')!, base).toString(), imageId: image.id };
+}
+
+test('clean run: Glance receives the bytes while they arrive; offset and pushed both grow; active right after the last PATCH', { timeout: 60_000 }, async () => {
+  const { url, imageId } = await newUpload(gw.url);
+  const slow = trickle(file.path, 0, SIZE, 256 * 1024, 40); // ~6 MiB/s
+  const patching = patchWith(url, 'token-a', 0, SIZE, slow.body);
+
+  const seen: { offset: number; pushed: number; state: string }[] = [];
+  while (seen.length < 200) {
+    const status = await (await fetch(`${url}/status`, { headers: { 'x-auth-token': 'token-a' } })).json();
+    seen.push(status as { offset: number; pushed: number; state: string });
+    if ((status as { offset: number }).offset >= SIZE) break;
+    await sleep(100);
+  }
+  const during = seen.filter((s) => s.state === 'receiving' && s.pushed > 0);
+  assert.ok(during.length >= 3, `pushed grew while receiving: ${JSON.stringify(seen.slice(-5))}`);
+  assert.ok(during.at(-1)!.pushed > during[0]!.pushed && during.at(-1)!.offset > during[0]!.offset, 'both grow');
+  assert.ok(during.every((s) => s.pushed <= s.offset), 'never ahead of the bytes received');
+
+  const answer = await patching;
+  assert.equal(answer.status, 204);
+  assert.equal(answer.headers.get('glance-upload-state'), 'pushing', 'the push is already under way');
+  const { status } = await waitForState(gw.url, new URL(url).pathname, 'token-a', ['active', 'failed'], 10_000);
+  assert.equal(status.state, 'active');
+  const puts = putsFor(imageId);
+  assert.equal(puts.length, 1, 'one PUT, started while the upload arrived');
+  assert.equal(puts[0]!.sha256, file.sha256);
+});
+
+test('a client that stalls past the limit: the streaming PUT is aborted, the push runs once the upload is complete', { timeout: 60_000 }, async () => {
+  const { url, imageId } = await newUpload(gw.url);
+  const half = SIZE / 2;
+  const first = await patchWith(url, 'token-a', 0, half, trickle(file.path, 0, half, 512 * 1024, 30).body);
+  assert.equal(first.status, 204);
+  while (!putsFor(imageId).some((p) => p.bytes > 0)) await sleep(10);
+  await sleep(2500); // longer than PUSH_STREAM_STALL_MS
+  assert.equal(glance.image(imageId)!.status, 'queued', 'Glance put the image back to queued');
+  assert.equal(putsFor(imageId)[0]!.completed, false);
+
+  const rest = await patchWith(url, 'token-a', half, SIZE - half, trickle(file.path, half, SIZE, MiB, 0).body);
+  assert.equal(rest.status, 204);
+  const { status } = await waitForState(gw.url, new URL(url).pathname, 'token-a', ['active', 'failed']);
+  assert.equal(status.state, 'active');
+  assert.equal(putsFor(imageId).at(-1)!.sha256, file.sha256, 'the fallback push sent every byte');
+});
+
+test('a client that disconnects for good: the PUT is aborted, the upload stays resumable', { timeout: 60_000 }, async () => {
+  const { url, imageId } = await newUpload(gw.url);
+  const slow = trickle(file.path, 0, SIZE, 256 * 1024, 20);
+  const controller = new AbortController();
+  const patching = fetch(url, {
+    method: 'PATCH',
+    headers: { ...TUS, 'x-auth-token': 'token-a', 'upload-offset': '0', 'content-type': 'application/offset+octet-stream', 'content-length': String(SIZE) },
+    body: slow.body,
+    duplex: 'half',
+    signal: controller.signal,
+  } as RequestInit).catch(() => 'cut');
+  while (!putsFor(imageId).some((p) => p.bytes > 0)) await sleep(10);
+  controller.abort();
+  assert.equal(await patching, 'cut');
+  await sleep(2500);
+  assert.equal(glance.image(imageId)!.status, 'queued', 'Glance is not left waiting for the rest');
+  const status = await gw.gateway.uploads.status(url.split('/').pop()!);
+  assert.equal(status.state, 'receiving');
+  assert.ok(status.offset > 0 && status.offset < SIZE);
+});
+
+test('the end-of-file check still refuses a streamed upload, and Glance never completes it', { timeout: 60_000 }, async () => {
+  const { url, imageId } = await newUpload(gw.url, 'vhd'); // random bytes: no VHD footer at the end
+  const res = await patchWith(url, 'token-a', 0, SIZE, trickle(file.path, 0, SIZE, 256 * 1024, 20).body);
+  assert.equal(res.status, 415);
+  assert.ok(putsFor(imageId).some((p) => p.bytes > 0), 'the push had been streaming');
+  await sleep(200);
+  assert.notEqual(glance.image(imageId)!.status, 'active', 'the held-back last byte kept Glance from finishing');
+  assert.ok(putsFor(imageId).every((p) => p.bytes < SIZE));
+});
+
+test('a gateway restarted mid-stream: Glance goes back to queued; the client resumes and the image ends active', { timeout: 120_000 }, async () => {
+  const storage = path.join(dir, 'restart');
+  const env = { GLANCE_URL: glance.url, STORAGE_DIR: storage, PUSH_STREAM_STALL_MS: '1000' };
+  let gateway = await spawnGateway(env);
+  const { url, imageId } = await newUpload(gateway.url);
+  const id = url.split('/').pop()!;
+  void patchWith(url, 'token-a', 0, SIZE, trickle(file.path, 0, SIZE, 256 * 1024, 20).body).catch(() => undefined);
+  while (!putsFor(imageId).some((p) => p.bytes > 0)) await sleep(10);
+  await gateway.stop('SIGKILL');
+  const deadline = Date.now() + 10_000;
+  while (glance.image(imageId)!.status !== 'queued') {
+    assert.ok(Date.now() < deadline, 'Glance notices the cut PUT');
+    await sleep(20);
+  }
+
+  gateway = await spawnGateway(env);
+  try {
+    await tusUpload(gateway.url, file.path, { token: 'token-a', metadata: {}, uploadUrl: `${gateway.url}/files/${id}` });
+    const { status } = await waitForState(gateway.url, `/files/${id}`, 'token-a', ['active', 'failed']);
+    assert.equal(status.state, 'active');
+    assert.equal(putsFor(imageId).at(-1)!.sha256, file.sha256);
+  } finally {
+    await gateway.stop();
+  }
+});
