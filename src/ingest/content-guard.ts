@@ -1,4 +1,4 @@
-import { Readable } from 'node:stream';
+import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { ContentMismatchError } from '../errors.js';
 import { HEAD_BYTES, inspectHead, inspectTail, needsTail, TAIL_BYTES, type Verdict } from './content/inspect.js';
 
@@ -31,9 +31,10 @@ export class ContentGuard {
     const stored = offset > 0 ? await this.deps.readRange(uploadId, 0, offset) : Buffer.alloc(0);
     const gate = new HeadGate(upload, stored);
     try {
-      return await write(Readable.from(gate.filter(readable), { objectMode: false }));
+      // pipe (not pipeline): a refusal must leave the request stream to tus, which then answers our 415.
+      return await write(readable.pipe(gate));
     } catch (err) {
-      // The file store reports any failure as a write error; the gate knows the real reason.
+      // The reason the write stopped is the gate's, when it refused.
       if (!gate.rejection) throw err;
       await this.deps.discard(uploadId);
       throw gate.rejection;
@@ -57,43 +58,47 @@ export class ContentGuard {
   }
 }
 
-class HeadGate {
+/** Holds bytes back until the head can be judged, then lets everything through. */
+class HeadGate extends Transform {
   rejection: ContentMismatchError | undefined;
+  #held: Buffer[] = [];
+  #seen: number;
+  #decided = false;
 
   constructor(
     private readonly upload: GuardedUpload,
     private readonly stored: Buffer,
-  ) {}
+  ) {
+    super();
+    this.#seen = stored.length;
+  }
 
-  async *filter(source: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
-    let held: Buffer[] = [];
-    let seen = this.stored.length;
-    let decided = false;
-    // Iterated by hand: `for await` would destroy the request stream on a refusal, and tus
-    // would then answer "aborted" instead of our 415.
-    const chunks = source[Symbol.asyncIterator]();
-    for (let next = await chunks.next(); !next.done; next = await chunks.next()) {
-      const chunk = next.value;
-      if (decided) {
-        yield chunk;
-        continue;
-      }
-      held.push(chunk);
-      seen += chunk.length;
-      const head = Buffer.concat([this.stored, ...held]).subarray(0, HEAD_BYTES);
-      const verdict: Verdict = inspectHead(this.upload.diskFormat, head, this.upload.size, seen >= this.upload.size);
-      if (verdict.kind === 'reject') {
-        this.rejection = mismatch(verdict.reason);
-        throw this.rejection;
-      }
-      if (verdict.kind === 'ok') {
-        decided = true;
-        yield* held;
-        held = [];
-      }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, callback: TransformCallback): void {
+    if (this.#decided) return callback(null, chunk);
+    this.#held.push(chunk);
+    this.#seen += chunk.length;
+    const head = Buffer.concat([this.stored, ...this.#held]).subarray(0, HEAD_BYTES);
+    const verdict: Verdict = inspectHead(this.upload.diskFormat, head, this.upload.size, this.#seen >= this.upload.size);
+    if (verdict.kind === 'reject') {
+      this.rejection = mismatch(verdict.reason);
+      return callback(this.rejection);
     }
-    // Ended before a verdict: what came is consistent so far, and the next request continues the check.
-    yield* held;
+    if (verdict.kind === 'ok') {
+      this.#decided = true;
+      this.#release();
+    }
+    callback();
+  }
+
+  // Ended before a verdict: what came is consistent so far, and the next request continues the check.
+  override _flush(callback: TransformCallback): void {
+    this.#release();
+    callback();
+  }
+
+  #release(): void {
+    for (const chunk of this.#held) this.push(chunk);
+    this.#held = [];
   }
 }
 

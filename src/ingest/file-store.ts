@@ -18,6 +18,7 @@ export interface IngestFileStoreOptions {
 }
 
 const READ_CHUNK = 1 << 20;
+const WRITE_BATCH = 4 << 20;
 
 /**
  * @tus/file-store with the gateway's rules: a length is always declared, expiry counts
@@ -50,7 +51,8 @@ export class IngestFileStore extends FileStore implements StoredFiles {
    * a full disk is the client's 507, and whatever reached the disk before stays (it is the offset).
    */
   async #append(readable: Readable, uploadId: string, offset: number): Promise<number> {
-    const out = fs.createWriteStream(this.path(uploadId), { flags: 'r+', start: offset });
+    // A large buffer lets the stream gather chunks into one writev while the previous write runs.
+    const out = fs.createWriteStream(this.path(uploadId), { flags: 'r+', start: offset, highWaterMark: WRITE_BATCH });
     try {
       await pipeline(readable, out);
     } catch (err) {
