@@ -7,6 +7,23 @@ export const USAGE = `usage: glance-upload FILE [--image-id ID | --name NAME [--
                           [--visibility V] [--tags a,b]] [--gateway URL] [--token T] [--chunk-size 64MiB]
                           [--json] [--no-retry]`;
 
+export const HELP = `${USAGE}
+
+Uploads FILE through the glance upload gateway (tus), then follows the push to Glance.
+Run the same command again after Ctrl-C, a crash or a reboot: it resumes where it stopped.
+
+  --image-id ID         upload into an existing image (status queued)
+  --name NAME           create an image; --disk-format is guessed from the file when left out
+  --gateway URL         default $GLANCE_GATEWAY_URL, else http://127.0.0.1:1080
+  --token T             default $OS_TOKEN, else a token from Keystone ($OS_AUTH_URL with
+                        $OS_USERNAME/$OS_PASSWORD/$OS_PROJECT_NAME, or $OS_APPLICATION_CREDENTIAL_ID/_SECRET)
+  --chunk-size SIZE     bytes per PATCH request (default 64MiB)
+  --json                print {uploadId, imageId, state, checksum, os_hash_value, size} on stdout
+  --no-retry            give up on the first network or server error
+
+Exit status: 0 image active, 1 upload or push failed, 2 usage or authentication error.
+Resume state: $GLANCE_UPLOAD_STATE (default ~/.config/glance-upload/uploads.json); it never holds a token.`;
+
 export interface CliArgs {
   file: string;
   target: { kind: 'existing'; imageId: string } | { kind: 'create'; image: NewImageArgs };

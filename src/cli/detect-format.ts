@@ -16,14 +16,19 @@ export async function detectDiskFormat(file: string): Promise<{ format: string }
     const head = await readAt(fh, 0, Math.min(HEAD_BYTES, size));
     const complete = head.length >= size;
     const tail = () => readAt(fh, Math.max(0, size - TAIL_BYTES), Math.min(TAIL_BYTES, size));
+    const reasons: string[] = [];
     for (const format of KNOWN) {
-      if (inspectHead(format, head, size, complete).kind !== 'ok') continue;
+      const verdict = inspectHead(format, head, size, complete);
+      if (verdict.kind === 'reject') reasons.push(verdict.reason);
+      if (verdict.kind !== 'ok') continue;
       // A head without any cookie passes for vhd until the end: a fixed VHD has only its footer.
       if (needsTail(format, head) && inspectTail(format, await tail()).kind !== 'ok') continue;
       return { format };
     }
     const raw = inspectHead('raw', head, size, complete);
-    return raw.kind === 'reject' ? { format: undefined, reason: raw.reason } : { format: 'raw' };
+    if (raw.kind !== 'reject') return { format: 'raw' };
+    // "data is X but ..." only says the magic differs; another reason is the real flaw (a backing file).
+    return { format: undefined, reason: reasons.find((r) => !r.startsWith('data ')) ?? raw.reason };
   } finally {
     await fh.close();
   }

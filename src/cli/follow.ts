@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { request } from 'undici';
 import type { UploadStatus } from '../ingest/uploads.js';
 import { AuthError, type TokenSource } from './auth.js';
+import { errorMessage } from './gateway-error.js';
 
 /** The push cannot be followed any further (upload gone, refused): exit 1. */
 export class FollowError extends Error {}
@@ -53,7 +54,6 @@ export async function followPush(opts: FollowOptions): Promise<UploadStatus> {
       if (!opts.retry) throw new FollowError(`lost the event stream: ${(err as Error).message}`);
       if (attempt === 0) opts.onNote(`event stream lost (${(err as Error).message}); reconnecting`);
     }
-    if (!opts.retry) throw new FollowError('the event stream ended before the push did');
     await sleep(Math.min(30_000, 500 * 2 ** Math.min(attempt, 6)));
   }
 }
@@ -90,14 +90,14 @@ async function* sseEvents(url: string, token: string): AsyncGenerator<SseEvent> 
     throw new FollowError(`cannot follow the push: ${message}`);
   }
   let buffer = '';
+  res.body.setEncoding('utf8'); // a character split across chunks stays whole
   try {
     for await (const chunk of res.body) {
-      buffer += (chunk as Buffer).toString('utf8').replace(/\r\n?/g, '\n');
-      let end: number;
-      while ((end = buffer.indexOf('\n\n')) >= 0) {
-        const block = buffer.slice(0, end);
-        buffer = buffer.slice(end + 2);
-        const event = parseBlock(block);
+      buffer += chunk as string;
+      let end: RegExpExecArray | null;
+      while ((end = /\r?\n\r?\n/.exec(buffer))) {
+        const event = parseBlock(buffer.slice(0, end.index));
+        buffer = buffer.slice(end.index + end[0].length);
         if (event) yield event;
       }
     }
@@ -110,7 +110,7 @@ async function* sseEvents(url: string, token: string): AsyncGenerator<SseEvent> 
 function parseBlock(block: string): SseEvent | undefined {
   let event = 'message';
   const data: string[] = [];
-  for (const line of block.split('\n')) {
+  for (const line of block.split(/\r?\n/)) {
     if (line.startsWith(':')) continue; // keep-alive comment
     const colon = line.indexOf(':');
     const field = colon < 0 ? line : line.slice(0, colon);
@@ -119,14 +119,4 @@ function parseBlock(block: string): SseEvent | undefined {
     else if (field === 'data') data.push(value);
   }
   return data.length ? { event, data: data.join('\n') } : undefined;
-}
-
-/** The gateway's JSON error body: `{"error":{"code","message"}}`. */
-export function errorMessage(text: string): string | undefined {
-  try {
-    const msg = (JSON.parse(text) as { error?: { message?: unknown } }).error?.message;
-    return typeof msg === 'string' ? msg : undefined;
-  } catch {
-    return undefined;
-  }
 }

@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type * as tus from 'tus-js-client';
 import type { UploadStatus } from '../ingest/uploads.js';
-import { parseCliArgs, USAGE, UsageError, type CliArgs } from './args.js';
+import { HELP, parseCliArgs, UsageError, type CliArgs } from './args.js';
 import { AuthError, tokenSource } from './auth.js';
 import { detectDiskFormat } from './detect-format.js';
 import { FollowError, followPush } from './follow.js';
@@ -140,21 +140,23 @@ async function main(): Promise<void> {
   try {
     args = parseCliArgs(process.argv.slice(2));
   } catch (err) {
-    process.stderr.write(`glance-upload: ${(err as Error).message}\n${USAGE}\n`);
+    process.stderr.write(`glance-upload: ${(err as Error).message} (see glance-upload --help)\n`);
     return exit(2);
   }
   if (args.help) {
-    process.stdout.write(`${USAGE}\n`);
+    process.stdout.write(`${HELP}\n`);
     return exit(0);
   }
   const out = reporter(process.stderr, Boolean(process.stderr.isTTY) && !args.json);
   let upload: tus.Upload | undefined;
-  process.once('SIGINT', () => {
+  const stop = (signal: NodeJS.Signals, code: number) => process.once(signal, () => {
     out.stop();
     void upload?.abort(); // leaves the upload on the gateway, to be resumed
     process.stderr.write('\ninterrupted: run the same command again to resume\n');
-    exit(130);
+    exit(code);
   });
+  stop('SIGINT', 130);
+  stop('SIGTERM', 143);
   try {
     exit(await run(args, process.env, out, (u) => (upload = u)));
   } catch (err) {

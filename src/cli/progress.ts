@@ -52,7 +52,7 @@ class LineReporter implements Reporter {
   uploadProgress(_sent: number, total: number): void {
     if (this.#uploadAnnounced) return;
     this.#uploadAnnounced = true;
-    this.note(`upload: receiving ${bytes(total)}`);
+    this.note(`upload: sending ${bytes(total)}`);
   }
 
   uploadDone(total: number): void {
@@ -130,7 +130,8 @@ class BarReporter implements Reporter {
     this.#phase = phase;
     this.#rate = new Rate();
     this.#bar = new cliProgress.SingleBar(
-      { stream: this.out, format, hideCursor: true, etaBuffer: 50, fps: 5 },
+      // gracefulExit off: its SIGTERM listener would keep the process alive; main handles signals.
+      { stream: this.out, format, hideCursor: true, etaBuffer: 50, fps: 5, gracefulExit: false },
       cliProgress.Presets.shades_classic,
     );
     this.#bar.start(total, value, payload);

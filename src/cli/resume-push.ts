@@ -1,7 +1,7 @@
 import { request } from 'undici';
 import type { UploadStatus } from '../ingest/uploads.js';
 import type { TokenSource } from './auth.js';
-import { errorMessage } from './follow.js';
+import { errorMessage } from './gateway-error.js';
 import type { Reporter } from './progress.js';
 
 /**

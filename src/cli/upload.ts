@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import * as tus from 'tus-js-client';
 import { AuthError, type TokenSource } from './auth.js';
-import { errorMessage } from './follow.js';
+import { errorMessage } from './gateway-error.js';
 
 // The node build exports FileUrlStorage; the package's typings (shared with the browser) do not declare it.
 type UrlStorage = NonNullable<tus.UploadOptions['urlStorage']>;

@@ -1,0 +1,9 @@
+/** The message of the gateway's JSON error body, `{"error":{"code","message"}}`. */
+export function errorMessage(text: string): string | undefined {
+  try {
+    const msg = (JSON.parse(text) as { error?: { message?: unknown } }).error?.message;
+    return typeof msg === 'string' ? msg : undefined;
+  } catch {
+    return undefined;
+  }
+}
