@@ -83,7 +83,7 @@ export async function createGateway(config: Config, logger: Logger): Promise<Gat
     // In catalog mode there is no fixed Glance to ask: Keystone answering is the signal.
     glance: () => glance.ping(config.glanceUrl ? `${config.glanceUrl}/versions` : config.keystone!.authUrl),
   };
-  const app = createApp({ tus, tusPath: TUS_PATH, uploads, pusher, events, health, logger, allowedOrigins: config.allowedOrigins });
+  const app = createApp({ tus, tusPath: TUS_PATH, uploads, pusher, events, health, logger, allowedOrigins: config.allowedOrigins, ui: config.ui });
   const server = http.createServer(app);
   // A PATCH of many GB is one long request: no total limit, only an idle one.
   server.requestTimeout = 0;
@@ -115,6 +115,7 @@ export async function createGateway(config: Config, logger: Logger): Promise<Gat
     close: async () => {
       clearInterval(sweep);
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      events.shutdown(); // event streams end now rather than hold the grace period
       server.closeIdleConnections();
       const grace = setTimeout(() => server.closeAllConnections(), config.shutdownGraceMs);
       pusher.close();

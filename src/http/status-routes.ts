@@ -71,6 +71,7 @@ function streamStatus(req: Request, res: Response, id: string, uploads: Uploads,
   };
   const onEvent = (event: UploadEvent) => {
     if (event.kind === 'removed') return close('removed');
+    if (event.kind === 'shutdown') return close();
     if (event.kind === 'state') {
       clearTimeout(trailing);
       trailing = undefined;

@@ -1,4 +1,4 @@
-import { timingSafeEqual } from 'node:crypto';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { GlanceUnreachableError, NotFoundError, TokenMissingError } from '../errors.js';
 import type { GlanceClient } from '../glance/client.js';
 import type { Logger } from '../logger.js';
@@ -42,6 +42,8 @@ export type Access = 'push' | 'watch';
 /** The uploads as the HTTP layer sees them: who may touch one, what it looks like, removing one. */
 export class Uploads {
   readonly #completing = new Map<string, Promise<UploadState>>();
+  /** Tokens Glance recently let see an upload's image, by upload: one check per chunk would cost a round trip each. */
+  readonly #seen = new Map<string, { tokenHash: string; until: number }>();
 
   constructor(private readonly deps: UploadsDeps) {}
 
@@ -61,16 +63,27 @@ export class Uploads {
     if (!token) throw new TokenMissingError('X-Auth-Token is required');
     const record = await this.deps.store.get(uploadId);
     if (!record) throw new NotFoundError(`upload ${uploadId} not found`);
-    try {
-      await this.deps.glance.getImage({ endpoint: record.glanceUrl, token }, record.imageId);
-    } catch (err) {
-      const mapped = asRequestError(err, 'upload');
-      // While Glance is down, a token this upload already proved keeps it resumable.
-      if (!(mapped instanceof GlanceUnreachableError && sameToken(this.deps.tokens.get(uploadId), token))) throw mapped;
+    if (!this.#recentlySeen(record, token)) {
+      try {
+        await this.deps.glance.getImage({ endpoint: record.glanceUrl, token }, record.imageId);
+        this.#seen.set(uploadId, { tokenHash: hashOf(token), until: Date.now() + SEEN_MS });
+      } catch (err) {
+        this.#seen.delete(uploadId);
+        const mapped = asRequestError(err, 'upload');
+        // While Glance is down, a token this upload already proved keeps it resumable.
+        if (!(mapped instanceof GlanceUnreachableError && sameToken(this.deps.tokens.get(uploadId), token))) throw mapped;
+      }
     }
     if (access === 'push' || !this.deps.tokens.get(uploadId)) this.deps.tokens.remember(uploadId, token);
     await this.#moveOn(record);
     return record;
+  }
+
+  /** Only the push token of a healthy upload is trusted from memory; anything else asks Glance again. */
+  #recentlySeen(record: UploadRecord, token: string): boolean {
+    const seen = this.#seen.get(record.id);
+    if (!seen || seen.until < Date.now() || seen.tokenHash !== hashOf(token)) return false;
+    return record.state !== 'awaiting_token' && sameToken(this.deps.tokens.get(record.id), token);
   }
 
   /** The last byte arrived: the end-of-file content check, then the push. Idempotent, one run at a time. */
@@ -127,6 +140,7 @@ export class Uploads {
 
   /** Forget an upload whose data is gone (terminated, expired, refused). */
   async forget(uploadId: string): Promise<void> {
+    this.#seen.delete(uploadId);
     this.deps.pusher.cancel(uploadId);
     this.deps.tokens.forget(uploadId);
     await this.deps.store.delete(uploadId);
@@ -172,6 +186,12 @@ export class Uploads {
     }
     await this.deps.pusher.recover();
   }
+}
+
+const SEEN_MS = 10_000;
+
+function hashOf(token: string): string {
+  return createHash('sha256').update(token).digest('hex');
 }
 
 function sameToken(known: string | undefined, given: string): boolean {

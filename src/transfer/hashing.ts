@@ -1,37 +1,46 @@
-import { createHash, type Hash } from 'node:crypto';
-import fs from 'node:fs';
 import { Transform, type TransformCallback } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { Worker } from 'node:worker_threads';
 import type { FileHashes } from '../state/upload-record.js';
 
-/** Passes bytes through unchanged while computing Glance's two hashes (MD5 `checksum`, SHA-512 `os_hash_value`). */
-export class HashingStream extends Transform {
-  readonly #md5: Hash = createHash('md5');
-  readonly #sha512: Hash = createHash('sha512');
+export interface Hashing {
+  /** The file's hashes once all `size` bytes were read. */
+  result: Promise<FileHashes>;
+  /** Stop hashing (the push was given up); `result` then rejects. */
+  abort(): void;
+}
+
+const WORKER = new URL('./hash-worker.mjs', import.meta.url);
+
+/**
+ * Hash the first `size` bytes of a data file in a worker thread, following the file while it grows:
+ * MD5 and SHA-512 cost about as much CPU as the transfer itself, and the event loop has network to serve.
+ */
+export function hashFile(file: string, size: number): Hashing {
+  // The worker only streams through a file: a small heap keeps each push's thread cheap.
+  const worker = new Worker(WORKER, {
+    workerData: { file, size },
+    resourceLimits: { maxOldGenerationSizeMb: 16, maxYoungGenerationSizeMb: 4 },
+  });
+  const result = new Promise<FileHashes>((resolve, reject) => {
+    worker.once('message', (hashes: FileHashes) => resolve(hashes));
+    worker.once('error', reject);
+    worker.once('exit', (code) => reject(new Error(`hashing stopped (worker exit ${code})`)));
+  });
+  result.catch(() => undefined); // a given-up push never reads it
+  return { result, abort: () => void worker.terminate() };
+}
+
+/** Counts the bytes passing through, for the push's progress. */
+export class ByteCounter extends Transform {
   bytes = 0;
 
-  constructor(private readonly onBytes?: (total: number) => void) {
+  constructor(private readonly onBytes: (total: number) => void) {
     super();
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, callback: TransformCallback): void {
-    this.#md5.update(chunk);
-    this.#sha512.update(chunk);
     this.bytes += chunk.length;
-    this.onBytes?.(this.bytes);
+    this.onBytes(this.bytes);
     callback(null, chunk);
   }
-
-  /** Only valid once the stream has ended. */
-  digest(): FileHashes {
-    return { md5: this.#md5.digest('hex'), sha512: this.#sha512.digest('hex') };
-  }
-}
-
-export async function hashFile(file: string): Promise<FileHashes> {
-  const hasher = new HashingStream();
-  await pipeline(fs.createReadStream(file, { highWaterMark: 1 << 20 }), hasher, async (source) => {
-    for await (const _ of source); // drain: the hasher only needs to see the bytes
-  });
-  return hasher.digest();
 }

@@ -17,7 +17,7 @@ import {
 } from '../state/upload-record.js';
 import { backoffDelay } from './backoff.js';
 import { GrowingFileReader } from './growing-file.js';
-import { HashingStream, hashFile } from './hashing.js';
+import { ByteCounter, hashFile, type Hashing } from './hashing.js';
 import { holdsOurBytes, judgeImage, type ImageVerdict } from './image-verdict.js';
 import { LocalPushQueue, type PushQueue } from './push-queue.js';
 import type { StoredFiles } from './stored-files.js';
@@ -188,16 +188,27 @@ export class Pusher {
     if (verdict.kind !== 'push') return this.#settle(record, verdict, before, log);
 
     log.info('push started');
-    const hasher = new HashingStream((bytes) => this.#progress(record.id, bytes));
-    const body = pipeline(this.deps.files.read(record.id), hasher, () => undefined);
-    await this.deps.glance.uploadData(auth, record.imageId, body, record.size, signal);
-    await this.#verify(record, auth, hasher, signal, log);
+    const hashing = hashFile(this.deps.files.path(record.id), record.size);
+    try {
+      const counter = new ByteCounter((bytes) => this.#progress(record.id, bytes));
+      const body = pipeline(this.deps.files.read(record.id), counter, () => undefined);
+      await this.deps.glance.uploadData(auth, record.imageId, body, record.size, signal);
+      await this.#verify(record, auth, await hashing.result, counter.bytes, signal, log);
+    } finally {
+      hashing.abort();
+    }
   }
 
   /** Glance answered 204: the image must now be active with exactly the bytes we hashed on the way. */
-  async #verify(record: UploadRecord, auth: GlanceAuth, hasher: HashingStream, signal: AbortSignal, log: Logger): Promise<void> {
-    const hashes = hasher.digest();
-    await this.deps.store.update(record.id, { state: 'verifying', pushed: hasher.bytes, hashes });
+  async #verify(
+    record: UploadRecord,
+    auth: GlanceAuth,
+    hashes: FileHashes,
+    pushed: number,
+    signal: AbortSignal,
+    log: Logger,
+  ): Promise<void> {
+    await this.deps.store.update(record.id, { state: 'verifying', pushed, hashes });
     const after = await this.deps.glance.getImage(auth, record.imageId, signal);
     const mismatch = after.status === 'active' ? holdsOurBytes(after, record.size, hashes) : `image is ${after.status}, not active`;
     if (mismatch !== null) {
@@ -225,16 +236,19 @@ export class Pusher {
       allowed: () => (stream.released ? size : size - 1),
       stallMs: this.policy.streaming.stallMs,
     });
+    let hashing: Hashing | undefined;
     try {
       const image = await this.deps.glance.getImage(auth, record.imageId, controller.signal);
       if (image.status !== 'queued') return void reader.destroy(); // the push after completion will decide
       log.info('streaming push started');
-      const hasher = new HashingStream((bytes) => this.#progress(record.id, bytes));
-      const body = pipeline(reader, hasher, () => undefined);
+      hashing = hashFile(this.deps.files.path(record.id), size);
+      const counter = new ByteCounter((bytes) => this.#progress(record.id, bytes));
+      const body = pipeline(reader, counter, () => undefined);
       await this.deps.glance.uploadData(auth, record.imageId, body, size, controller.signal);
-      await this.#verify(await this.#get(record.id), auth, hasher, controller.signal, log);
+      await this.#verify(await this.#get(record.id), auth, await hashing.result, counter.bytes, controller.signal, log);
     } catch (err) {
       reader.destroy();
+      hashing?.abort();
       this.#streaming.delete(record.id); // from here on a completion queues a normal push
       if (controller.signal.aborted) return;
       const current = await this.deps.store.get(record.id);
@@ -243,6 +257,7 @@ export class Pusher {
       const reason = reader.stalled ? 'the client stalled' : err instanceof Error ? err.message : String(err);
       log.warn({ reason }, 'streaming push given up; the upload will be pushed once complete');
     } finally {
+      hashing?.abort();
       this.#streaming.delete(record.id);
       this.#inflight.delete(record.id);
       this.#pushed.delete(record.id);
@@ -343,7 +358,7 @@ export class Pusher {
 
   async #hashes(record: UploadRecord): Promise<FileHashes> {
     if (record.hashes) return record.hashes;
-    const hashes = await hashFile(this.deps.files.path(record.id));
+    const hashes = await hashFile(this.deps.files.path(record.id), record.size).result;
     await this.deps.store.update(record.id, { hashes });
     return hashes;
   }
