@@ -228,6 +228,7 @@ start_keystone() {
     --master --processes 2 --threads 2 --die-on-term --buffer-size 65535 \
     --add-header "Connection: close" \
     --env "OS_KEYSTONE_CONFIG_FILES=$k/keystone.conf" \
+    --env "OS_CORS__ALLOWED_ORIGIN=*" \
     --pidfile "$k/uwsgi.pid" \
     </dev/null >>"$k/uwsgi.log" 2>&1 9>&- &
   echo $! >"$STACK_DIR/keystone.pid"

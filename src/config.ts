@@ -34,6 +34,7 @@ const schema = z.object({
       .optional(),
   ),
   LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
+  UI: z.enum(['0', '1']).default('1').transform((v) => v === '1'),
 });
 
 export type Env = z.input<typeof schema>;
@@ -58,6 +59,8 @@ export interface Config {
   shutdownGraceMs: number;
   allowedOrigins: string[] | undefined;
   logLevel: (typeof LOG_LEVELS)[number];
+  /** Serve the browser upload page at `/`. */
+  ui: boolean;
 }
 
 export class ConfigError extends Error {}
@@ -96,5 +99,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
     allowedOrigins: e.ALLOWED_ORIGINS,
     logLevel: e.LOG_LEVEL,
+    ui: e.UI,
   };
 }

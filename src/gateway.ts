@@ -13,6 +13,7 @@ import { Preflight } from './ingest/preflight.js';
 import { createTusServer, TUS_PATH } from './ingest/tus-server.js';
 import { Uploads } from './ingest/uploads.js';
 import type { Logger } from './logger.js';
+import { Metrics } from './observability/metrics.js';
 import { FileStateStore } from './state/file-state-store.js';
 import { TokenVault } from './state/token-vault.js';
 import { UploadEvents } from './state/upload-events.js';
@@ -50,6 +51,7 @@ export async function createGateway(config: Config, logger: Logger): Promise<Gat
     directory: uploadsDir,
     expiryMs: config.uploadExpiryMs,
     onRemoved: (id) => uploads!.forget(id),
+    onWritten: (bytes) => metrics.bytesReceived(bytes), // writes start once the server listens
   });
   const guard = new ContentGuard({
     describe: async (id) => {
@@ -83,8 +85,21 @@ export async function createGateway(config: Config, logger: Logger): Promise<Gat
     // In catalog mode there is no fixed Glance to ask: Keystone answering is the signal.
     glance: () => glance.ping(config.glanceUrl ? `${config.glanceUrl}/versions` : config.keystone!.authUrl),
   };
-  const app = createApp({ tus, tusPath: TUS_PATH, uploads, pusher, events, health, logger, allowedOrigins: config.allowedOrigins, ui: config.ui });
-  const server = http.createServer(app);
+  const server = http.createServer();
+  const metrics = new Metrics({ events, queueDepth: () => pusher.queueDepth, server });
+  const app = createApp({
+    tus,
+    tusPath: TUS_PATH,
+    uploads,
+    pusher,
+    events,
+    health,
+    metrics,
+    logger,
+    allowedOrigins: config.allowedOrigins,
+    ui: config.ui,
+  });
+  server.on('request', app);
   // A PATCH of many GB is one long request: no total limit, only an idle one.
   server.requestTimeout = 0;
   server.headersTimeout = 60_000;

@@ -2,13 +2,16 @@ import type { Server } from '@tus/server';
 import express from 'express';
 import type { Uploads } from '../ingest/uploads.js';
 import type { Logger } from '../logger.js';
+import type { Metrics } from '../observability/metrics.js';
 import type { UploadEvents } from '../state/upload-events.js';
 import type { Pusher } from '../transfer/pusher.js';
 import { cors } from './cors.js';
 import { errorHandler, notFound } from './errors.js';
 import { healthRoutes, type HealthChecks } from './health-routes.js';
+import { metricsRoutes } from './metrics-routes.js';
 import { statusRoutes } from './status-routes.js';
 import { tusRoutes } from './tus-routes.js';
+import { uiRoutes } from './ui-routes.js';
 
 export interface AppDeps {
   tus: Server;
@@ -17,8 +20,10 @@ export interface AppDeps {
   pusher: Pusher;
   events: UploadEvents;
   health: HealthChecks;
+  metrics: Metrics;
   allowedOrigins: string[] | undefined;
   logger: Logger;
+  ui?: boolean;
 }
 
 /** The HTTP surface. No body parser: tus reads PATCH bodies as streams. */
@@ -28,8 +33,10 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(requestLog(deps.logger));
   app.use(cors(deps.allowedOrigins, deps.tusPath));
   app.use(healthRoutes(deps.health));
+  app.use(metricsRoutes(deps.metrics));
   app.use(statusRoutes(deps.uploads, deps.pusher, deps.events, deps.tusPath));
   app.use(tusRoutes(deps.tus, deps.uploads, deps.tusPath));
+  if (deps.ui !== false) app.use(uiRoutes(deps.logger));
   app.use(notFound);
   app.use(errorHandler(deps.logger));
   return app;

@@ -15,6 +15,8 @@ export interface IngestFileStoreOptions {
   expiryMs: number;
   /** Called after an upload's data is removed (terminated, expired or refused), before anyone is answered. */
   onRemoved?: (uploadId: string) => Promise<void>;
+  /** Bytes stored by each write (for metrics). */
+  onWritten?: (bytes: number) => void;
 }
 
 const READ_CHUNK = 1 << 20;
@@ -56,11 +58,13 @@ export class IngestFileStore extends FileStore implements StoredFiles {
     try {
       await pipeline(readable, out);
     } catch (err) {
+      this.opts.onWritten?.(out.bytesWritten);
       if ((err as NodeJS.ErrnoException).code === 'ENOSPC') {
         throw new InsufficientStorageError('storage is full; the bytes received so far are kept, resume later');
       }
       throw err;
     }
+    this.opts.onWritten?.(out.bytesWritten);
     return offset + out.bytesWritten;
   }
 
