@@ -1,0 +1,127 @@
+// Rows 1 (ingest, one PATCH), 3 (push) and 4 (time to active): one campaign, because each
+// gateway run yields all three times. Subjects alternate run by run, so noise hits all.
+import { formatSize, GiB, type RowName } from '../config.js';
+import { freshDir, type Context } from '../context.js';
+import { log } from '../log.js';
+import { mibPerSec, rotation, stats } from '../measure.js';
+import { line, type Row } from '../report.js';
+import { spawnBareTus, spawnGateway, spawnSink, type ServerProcess } from '../servers/spawn.js';
+import { curlPush, gatewayOnePatch, sinkOnePut, tusOnePatch, type GatewayTimes, type Timed } from '../subjects.js';
+
+const s = (ms: number) => ms / 1000;
+const rate = (size: number, ms: number) => `${s(ms).toFixed(2)} s (${mibPerSec(size, ms).toFixed(0)} MiB/s)`;
+
+export async function singlePatchRows(ctx: Context, want: Set<RowName>): Promise<Row[]> {
+  const { size, runs } = ctx.cfg;
+  const file = ctx.file(size);
+  const ingest = want.has('ingest');
+  const curl = want.has('push') || want.has('active');
+
+  const servers: ServerProcess[] = [];
+  try {
+    const gw = await spawnGateway(await freshDir(ctx, 'gateway-single'), ctx.stack.glanceUrl);
+    servers.push(gw);
+    const gwRuns: GatewayTimes[] = [];
+    const sinkRuns: Timed[] = [];
+    const tusRuns: Timed[] = [];
+    const curlRuns: Timed[] = [];
+    type Subject = { name: string; run: () => Promise<string> };
+    const subjects: Subject[] = [
+      {
+        name: 'gateway',
+        run: async () => {
+          const t = await gatewayOnePatch(ctx, gw, file);
+          gwRuns.push(t);
+          return `PATCH ${rate(size, t.ingestMs)}, push ${s(t.pushMs).toFixed(2)} s, to active ${s(t.activeMs).toFixed(2)} s`;
+        },
+      },
+    ];
+    if (ingest) {
+      const sinkDir = await freshDir(ctx, 'sink');
+      const tusDir = await freshDir(ctx, 'tus');
+      const sink = await spawnSink(sinkDir);
+      servers.push(sink);
+      const bare = await spawnBareTus(tusDir);
+      servers.push(bare);
+      subjects.push({ name: 'sink', run: async () => note(size, sinkRuns, await sinkOnePut(sink, sinkDir, file)) });
+      subjects.push({ name: '@tus/server', run: async () => note(size, tusRuns, await tusOnePatch(bare, tusDir, file)) });
+    }
+    if (curl) subjects.push({ name: 'curl -T', run: async () => note(size, curlRuns, await curlPush(ctx, file)) });
+
+    for (let run = 0; run < runs; run++)
+      for (const subject of rotation(subjects, run))
+        log(`one PATCH of ${formatSize(size)}, run ${run + 1}/${runs}, ${subject.name}: ${await subject.run()}`);
+
+    // Median CPU seconds per GiB: where the time goes (2 cores for client, server and Glance).
+    const perGiB = (xs: number[]) => (stats(xs).median / (size / GiB)).toFixed(2);
+    const rows: Row[] = [];
+    const raw = { gateway: gwRuns, sink: sinkRuns, bareTus: tusRuns, curl: curlRuns }; // ms and CPU s per run
+    const gwIngest = line('gateway', 's', gwRuns.map((t) => s(t.ingestMs)), { bytes: size });
+    const curlLine = line('curl -T into Glance', 's', curlRuns.map((t) => s(t.ms)), { bytes: size, ref: true });
+    if (ingest) {
+      const sinkLine = line('batching sink, one PUT', 's', sinkRuns.map((t) => s(t.ms)), { bytes: size, ref: true });
+      gwIngest.subject = 'gateway, one PATCH';
+      gwIngest.ratio = gwIngest.stats.median / sinkLine.stats.median;
+      gwIngest.check = { target: '<= 1.25x', pass: gwIngest.ratio <= 1.25 };
+      const tusLine = line('bare @tus/server, one PATCH', 's', tusRuns.map((t) => s(t.ms)), { bytes: size });
+      tusLine.ratio = tusLine.stats.median / sinkLine.stats.median;
+      rows.push({
+        key: 'ingest',
+        title: `1 ingest, one PATCH, ${formatSize(size)}`,
+        lines: [sinkLine, gwIngest, tusLine],
+        raw,
+        note:
+          `server CPU s/GiB: sink ${perGiB(sinkRuns.map((t) => t.cpu))}, gateway ${perGiB(gwRuns.map((t) => t.cpu.gatewayIngest))} ` +
+          `(Glance meanwhile ${perGiB(gwRuns.map((t) => t.cpu.glanceIngest))}), @tus/server ${perGiB(tusRuns.map((t) => t.cpu))}`,
+      });
+    }
+    if (want.has('push')) {
+      const push = line('gateway push (204 -> active)', 's', gwRuns.map((t) => s(t.pushMs)), { bytes: size });
+      push.ratio = push.stats.median / curlLine.stats.median;
+      push.check = { target: '<= 1.05x', pass: push.ratio <= 1.05 };
+      rows.push({
+        key: 'push',
+        title: `3 push to Glance, ${formatSize(size)}`,
+        lines: [curlLine, push],
+        raw,
+        note:
+          `CPU s/GiB during the push: Glance ${perGiB(gwRuns.map((t) => t.cpu.glancePush))} + gateway ${perGiB(gwRuns.map((t) => t.cpu.gatewayPush))}; ` +
+          `Glance under curl ${perGiB(curlRuns.map((t) => t.cpu))}` +
+          overlap(gwRuns.map((t) => t.cpu.glancePush), curlRuns.map((t) => t.cpu)),
+      });
+    }
+    if (want.has('active')) {
+      const active = line('gateway, first byte -> active', 's', gwRuns.map((t) => s(t.activeMs)), { bytes: size });
+      const refMedian = Math.max(gwIngest.stats.median, curlLine.stats.median);
+      const ref = line('max(gateway ingest, curl -T)', 's', [], { bytes: size, ref: true });
+      ref.stats = { median: refMedian, min: NaN, max: NaN, n: 0 };
+      active.ratio = active.stats.median / refMedian;
+      active.check = { target: '<= 1.15x', pass: active.ratio <= 1.15 };
+      rows.push({
+        key: 'active',
+        title: `4 time to active, ${formatSize(size)}`,
+        lines: [ref, active],
+        raw,
+        note:
+          `reference: medians of gateway ingest ${gwIngest.stats.median.toFixed(2)} s, curl -T ${curlLine.stats.median.toFixed(2)} s` +
+          (sinkRuns.length
+            ? `; against max(sink, curl -T) instead: ${(active.stats.median / Math.max(stats(sinkRuns.map((t) => s(t.ms))).median, curlLine.stats.median)).toFixed(2)}x`
+            : ''),
+      });
+    }
+    return rows;
+  } finally {
+    for (const srv of servers) await srv.stop();
+  }
+}
+
+function note(size: number, into: Timed[], t: Timed): string {
+  into.push(t);
+  return `${rate(size, t.ms)}, server CPU ${t.cpu.toFixed(2)} s`;
+}
+
+/** When Glance did most of its work before the 204, the gateway pushed while receiving. */
+function overlap(glanceAfter204: number[], glanceUnderCurl: number[]): string {
+  const share = stats(glanceAfter204).median / stats(glanceUnderCurl).median;
+  return share < 0.5 ? `; the push overlapped the PATCH (only ${(share * 100).toFixed(0)} % of Glance's work came after the 204): see row 4` : '';
+}
