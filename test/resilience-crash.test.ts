@@ -79,17 +79,22 @@ test('SIGKILL mid-PATCH: after the restart HEAD tells the true offset, the clien
   }
 });
 
-test('SIGKILL mid-push: the restarted gateway waits for a token, then pushes again (image back to queued)', { timeout: 120_000 }, async () => {
-  const storage = path.join(dir, 'kill-push');
-  let gateway = await gatewayOn(storage);
+/** Upload completely, then SIGKILL the gateway while its (slowed) PUT is under way. */
+async function killDuringPush(storage: string): Promise<{ id: string; imageId: string }> {
+  const gateway = await gatewayOn(storage);
   const { id, imageId } = await newUpload(gateway);
   glance.failNextPuts({ kind: 'slow', bytesPerSecond: 1 * MiB });
   await resume(gateway, id);
   await waitUntil(() => glance.puts.some((p) => p.imageId === imageId && p.bytes > 0), 'the PUT is under way');
   await gateway.stop('SIGKILL');
   await waitUntil(() => glance.image(imageId)!.status === 'queued', 'Glance puts the image back to queued');
+  return { id, imageId };
+}
 
-  gateway = await gatewayOn(storage);
+test('SIGKILL mid-push: the restarted gateway waits for a token, then pushes again (image back to queued)', { timeout: 120_000 }, async () => {
+  const storage = path.join(dir, 'kill-push');
+  const { id, imageId } = await killDuringPush(storage);
+  const gateway = await gatewayOn(storage);
   try {
     const persisted = JSON.parse(await fsp.readFile(path.join(storage, 'state', `${id}.json`), 'utf8')) as { state: string };
     assert.equal(persisted.state, 'awaiting_token', 'no token survives a restart');
@@ -103,16 +108,9 @@ test('SIGKILL mid-push: the restarted gateway waits for a token, then pushes aga
 
 test('SIGKILL mid-push with the image left saving: the push waits, then runs once Glance frees it', { timeout: 120_000 }, async () => {
   const storage = path.join(dir, 'kill-saving');
-  let gateway = await gatewayOn(storage);
-  const { id, imageId } = await newUpload(gateway);
-  glance.failNextPuts({ kind: 'slow', bytesPerSecond: 1 * MiB });
-  await resume(gateway, id);
-  await waitUntil(() => glance.puts.some((p) => p.imageId === imageId && p.bytes > 0), 'the PUT is under way');
-  await gateway.stop('SIGKILL');
-  await waitUntil(() => glance.image(imageId)!.status === 'queued', 'the cut PUT is over');
+  const { id, imageId } = await killDuringPush(storage);
   glance.setImage(imageId, { status: 'saving' }); // as when glance-api itself died mid-upload
-
-  gateway = await gatewayOn(storage);
+  const gateway = await gatewayOn(storage);
   try {
     const waiting = await waitForState(gateway.url, `/files/${id}`, 'token-a', ['retrying', 'active', 'failed']);
     assert.equal(waiting.status.state, 'retrying');
