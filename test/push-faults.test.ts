@@ -44,6 +44,7 @@ test('503 then 204: retrying, then active', async () => {
   const { uploadUrl, imageId, id } = await uploadWith({ kind: 'status', status: 503 });
   const { status } = await waitForState(gw.url, uploadUrl, 'token-a', ['active', 'failed']);
   assert.equal(status.state, 'active');
+  await reaches(id, 'active'); // the event follows the durable write, a moment after the state shows
   assert.deepEqual(states.get(id), ['receiving', 'queued', 'pushing', 'retrying', 'queued', 'pushing', 'verifying', 'active']);
   assert.equal(status.attempts, 2);
   assert.deepEqual(putsFor(imageId).map((p) => p.status), [503, 204]);

@@ -9,6 +9,7 @@ import { cors } from './cors.js';
 import { errorHandler, notFound } from './errors.js';
 import { healthRoutes, type HealthChecks } from './health-routes.js';
 import { metricsRoutes } from './metrics-routes.js';
+import { openApiRoutes } from './openapi.js';
 import { statusRoutes } from './status-routes.js';
 import { tusRoutes } from './tus-routes.js';
 import { uiRoutes } from './ui-routes.js';
@@ -32,6 +33,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.disable('x-powered-by');
   app.use(requestLog(deps.logger));
   app.use(cors(deps.allowedOrigins, deps.tusPath));
+  app.use(openApiRoutes());
   app.use(healthRoutes(deps.health));
   app.use(metricsRoutes(deps.metrics));
   app.use(statusRoutes(deps.uploads, deps.pusher, deps.events, deps.tusPath));

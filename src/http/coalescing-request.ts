@@ -1,13 +1,13 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { NodeRequest } from 'srvx/node';
 
-const CHUNK = 1 << 20;
-const QUEUED_CHUNKS = 4;
+const CHUNK = 512 * 1024;
+const QUEUED_CHUNKS = 2;
 /** Bytes never wait longer than this for a chunk to fill: a slow client's bytes reach the disk at once. */
 const MAX_HOLD_MS = 20;
 
 /**
- * srvx's request, whose body hands @tus/server ~1 MiB chunks instead of the socket's 64 KiB:
+ * srvx's request, whose body hands @tus/server 512 KiB chunks instead of the socket's 64 KiB:
  * tus turns the Web body back into a Node stream and pays per chunk at every stage after that.
  */
 export class CoalescingRequest extends NodeRequest {

@@ -20,7 +20,7 @@ export interface IngestFileStoreOptions {
 }
 
 const READ_CHUNK = 1 << 20;
-const WRITE_BATCH = 4 << 20;
+const WRITE_BATCH = 2 << 20;
 
 /**
  * @tus/file-store with the gateway's rules: a length is always declared, expiry counts

@@ -61,7 +61,7 @@ export function createTusServer(deps: TusServerDeps): Server {
     },
   });
 
-  server.on(EVENTS.POST_RECEIVE, (_req, upload) => deps.uploads.received(upload.id, upload.offset));
+  server.on(EVENTS.POST_RECEIVE, (_req, upload) => deps.uploads.received(upload.id, upload.offset, upload.size ?? 0));
   return server;
 }
 

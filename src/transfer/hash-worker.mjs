@@ -5,8 +5,8 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 
-/** @type {{ file: string, size: number }} */
-const { file, size } = workerData;
+/** @type {{ file: string, size: number, stallMs: number }} */
+const { file, size, stallMs } = workerData;
 const CHUNK = 1 << 20;
 const POLL_MS = 20;
 
@@ -16,12 +16,18 @@ const buffer = Buffer.allocUnsafe(CHUNK);
 const nap = new Int32Array(new SharedArrayBuffer(4));
 const fd = fs.openSync(file, 'r');
 try {
+  let lastProgress = Date.now();
   for (let position = 0; position < size; ) {
     const available = Math.min(size, fs.fstatSync(fd).size) - position;
     if (available <= 0) {
-      Atomics.wait(nap, 0, 0, POLL_MS); // still arriving; the pusher ends this worker if it never does
+      if (Date.now() - lastProgress > stallMs) {
+        parentPort?.postMessage({ stalled: true }); // the client went quiet: hashing starts again when it is back
+        process.exit(0);
+      }
+      Atomics.wait(nap, 0, 0, POLL_MS); // still arriving
       continue;
     }
+    lastProgress = Date.now();
     const read = fs.readSync(fd, buffer, 0, Math.min(CHUNK, available), position);
     const bytes = buffer.subarray(0, read);
     md5.update(bytes);

@@ -14,15 +14,18 @@ const WORKER = new URL('./hash-worker.mjs', import.meta.url);
 /**
  * Hash the first `size` bytes of a data file in a worker thread, following the file while it grows:
  * MD5 and SHA-512 cost about as much CPU as the transfer itself, and the event loop has network to serve.
+ * The worker gives up when the file does not grow for `stallMs`.
  */
-export function hashFile(file: string, size: number): Hashing {
+export function hashFile(file: string, size: number, stallMs = Infinity): Hashing {
   // The worker only streams through a file: a small heap keeps each push's thread cheap.
   const worker = new Worker(WORKER, {
-    workerData: { file, size },
+    workerData: { file, size, stallMs },
     resourceLimits: { maxOldGenerationSizeMb: 16, maxYoungGenerationSizeMb: 4 },
   });
   const result = new Promise<FileHashes>((resolve, reject) => {
-    worker.once('message', (hashes: FileHashes) => resolve(hashes));
+    worker.once('message', (answer: FileHashes | { stalled: true }) =>
+      'stalled' in answer ? reject(new Error('hashing stopped: the file stopped growing')) : resolve(answer),
+    );
     worker.once('error', reject);
     worker.once('exit', (code) => reject(new Error(`hashing stopped (worker exit ${code})`)));
   });

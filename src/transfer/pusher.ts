@@ -57,6 +57,8 @@ export class Pusher {
   readonly #streaming = new Map<string, { released: boolean }>();
   /** Uploads whose streaming push was given up: they push once complete. */
   readonly #noStream = new Set<string>();
+  /** Hashing started while the upload arrives, so that the push after completion only sends. */
+  readonly #hashing = new Map<string, Hashing>();
 
   constructor(
     private readonly deps: PusherDeps,
@@ -88,11 +90,33 @@ export class Pusher {
     return this.#enqueue(uploadId, { attempts: 0 });
   }
 
-  /** Bytes past the content check are arriving: start pushing them now if a slot is free. */
-  offerStream(uploadId: string): void {
+  /**
+   * Bytes past the content check are arriving: hash them as they land, and start pushing them
+   * now if a slot is free. On two cores, hashing during the push would take CPU from Glance.
+   */
+  received(uploadId: string, size: number): void {
+    if (!this.#hashing.has(uploadId)) this.#startHashing(uploadId, size, this.policy.streaming.stallMs);
     if (!this.policy.streaming.enabled || this.#noStream.has(uploadId) || this.#streaming.has(uploadId)) return;
     if (this.#inflight.has(uploadId) || !this.deps.tokens.get(uploadId)) return;
     this.#queue.add(uploadId);
+  }
+
+  #startHashing(uploadId: string, size: number, stallMs?: number): Hashing {
+    const hashing = hashFile(this.deps.files.path(uploadId), size, stallMs);
+    this.#hashing.set(uploadId, hashing);
+    // A hashing that stopped (the client stalled) is started again by the next bytes, or by the push.
+    hashing.result.catch(() => this.#hashing.get(uploadId) === hashing && this.#hashing.delete(uploadId));
+    return hashing;
+  }
+
+  /** The hashes of the whole upload: the ones computed while it arrived, else a fresh run. */
+  #hashesOf(record: UploadRecord): Promise<FileHashes> {
+    return (this.#hashing.get(record.id) ?? this.#startHashing(record.id, record.size)).result;
+  }
+
+  #dropHashing(uploadId: string): void {
+    this.#hashing.get(uploadId)?.abort();
+    this.#hashing.delete(uploadId);
   }
 
   /** A request with a token that Glance accepted reached this upload. */
@@ -117,6 +141,7 @@ export class Pusher {
   /** The upload is being removed: stop everything about it. */
   cancel(uploadId: string): void {
     this.#noStream.delete(uploadId);
+    this.#dropHashing(uploadId);
     this.#clearTimer(uploadId);
     this.#queue.remove(uploadId);
     this.#inflight.get(uploadId)?.abort();
@@ -136,6 +161,7 @@ export class Pusher {
     this.#queue.close();
     for (const id of this.#timers.keys()) this.#clearTimer(id);
     for (const controller of this.#inflight.values()) controller.abort();
+    for (const id of this.#hashing.keys()) this.#dropHashing(id);
   }
 
   async #enqueue(uploadId: string, patch: Partial<UploadRecord>): Promise<UploadState> {
@@ -188,15 +214,11 @@ export class Pusher {
     if (verdict.kind !== 'push') return this.#settle(record, verdict, before, log);
 
     log.info('push started');
-    const hashing = hashFile(this.deps.files.path(record.id), record.size);
-    try {
-      const counter = new ByteCounter((bytes) => this.#progress(record.id, bytes));
-      const body = pipeline(this.deps.files.read(record.id), counter, () => undefined);
-      await this.deps.glance.uploadData(auth, record.imageId, body, record.size, signal);
-      await this.#verify(record, auth, await hashing.result, counter.bytes, signal, log);
-    } finally {
-      hashing.abort();
-    }
+    const hashes = this.#hashesOf(record);
+    const counter = new ByteCounter((bytes) => this.#progress(record.id, bytes));
+    const body = pipeline(this.deps.files.read(record.id), counter, () => undefined);
+    await this.deps.glance.uploadData(auth, record.imageId, body, record.size, signal);
+    await this.#verify(record, auth, await hashes, counter.bytes, signal, log);
   }
 
   /** Glance answered 204: the image must now be active with exactly the bytes we hashed on the way. */
@@ -236,19 +258,17 @@ export class Pusher {
       allowed: () => (stream.released ? size : size - 1),
       stallMs: this.policy.streaming.stallMs,
     });
-    let hashing: Hashing | undefined;
     try {
       const image = await this.deps.glance.getImage(auth, record.imageId, controller.signal);
       if (image.status !== 'queued') return void reader.destroy(); // the push after completion will decide
       log.info('streaming push started');
-      hashing = hashFile(this.deps.files.path(record.id), size);
       const counter = new ByteCounter((bytes) => this.#progress(record.id, bytes));
       const body = pipeline(reader, counter, () => undefined);
       await this.deps.glance.uploadData(auth, record.imageId, body, size, controller.signal);
-      await this.#verify(await this.#get(record.id), auth, await hashing.result, counter.bytes, controller.signal, log);
+      const hashes = await this.#hashesOf(record);
+      await this.#verify(await this.#get(record.id), auth, hashes, counter.bytes, controller.signal, log);
     } catch (err) {
       reader.destroy();
-      hashing?.abort();
       this.#streaming.delete(record.id); // from here on a completion queues a normal push
       if (controller.signal.aborted) return;
       const current = await this.deps.store.get(record.id);
@@ -257,7 +277,6 @@ export class Pusher {
       const reason = reader.stalled ? 'the client stalled' : err instanceof Error ? err.message : String(err);
       log.warn({ reason }, 'streaming push given up; the upload will be pushed once complete');
     } finally {
-      hashing?.abort();
       this.#streaming.delete(record.id);
       this.#inflight.delete(record.id);
       this.#pushed.delete(record.id);
@@ -341,6 +360,7 @@ export class Pusher {
   async #fail(record: UploadRecord, error: PushError, log: Logger, glance?: GlanceSnapshot): Promise<void> {
     log.error({ error }, 'push failed');
     await this.deps.store.update(record.id, { state: 'failed', error, nextAttemptAt: null, ...(glance ? { glance } : {}) });
+    this.#dropHashing(record.id); // a restart hashes again: the bytes may have been replaced by then
   }
 
   async #activate(record: UploadRecord, image: Image, log: Logger): Promise<void> {
@@ -353,12 +373,13 @@ export class Pusher {
     });
     log.info('image active');
     this.deps.tokens.forget(record.id);
+    this.#dropHashing(record.id);
     await this.deps.files.release(record.id).catch((err: unknown) => log.warn({ err }, 'could not free the pushed data'));
   }
 
   async #hashes(record: UploadRecord): Promise<FileHashes> {
     if (record.hashes) return record.hashes;
-    const hashes = await hashFile(this.deps.files.path(record.id), record.size).result;
+    const hashes = await this.#hashesOf(record);
     await this.deps.store.update(record.id, { hashes });
     return hashes;
   }

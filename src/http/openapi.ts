@@ -1,0 +1,260 @@
+import { Router } from 'express';
+import { UPLOAD_STATES } from '../state/upload-record.js';
+
+/**
+ * `GET /openapi.json`: OpenAPI 3.1 for the gateway's own endpoints (status, events, push,
+ * health, metrics). The tus endpoints (`/files/`, `/files/{id}`) follow the tus 1.0.0 protocol
+ * and are only pointed to here. test/openapi.test.ts checks real answers against these schemas.
+ */
+
+const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
+const json = (schema: object) => ({ 'application/json': { schema } });
+const errorResponse = (description: string) => ({ description, content: json(ref('Error')) });
+const dateTime = { type: 'string', format: 'date-time' };
+const nullableString = { type: ['string', 'null'] };
+const count = { type: 'integer', minimum: 0 };
+
+const uploadId = {
+  name: 'id',
+  in: 'path',
+  required: true,
+  description: 'The upload id: the last segment of the tus upload URL (`Location: /files/{id}`).',
+  schema: { type: 'string', pattern: '^[0-9a-f]{32}$' },
+};
+
+const tokenResponses = {
+  '401': errorResponse('No `X-Auth-Token` (`token_missing`), or Keystone/Glance rejected it (`token_rejected`).'),
+  '404': errorResponse(
+    'No such upload, or the token cannot see its image (`not_found`); both answer the same, so as not to reveal either.',
+  ),
+};
+
+export const openApiDocument = {
+  openapi: '3.1.0',
+  info: {
+    title: 'Glance upload gateway',
+    version: '0.1.0',
+    summary: 'Resumable (tus) uploads of disk images into OpenStack Glance.',
+    description:
+      'Uploads use the tus 1.0.0 protocol at `/files/` (creation, creation-with-upload, termination, expiration); ' +
+      'see https://tus.io/protocols/resumable-upload. The upload metadata carries either `image_id` (an image in ' +
+      'status `queued`) or `name` and `disk_format` (the gateway creates the image). Once the upload is complete, ' +
+      'the gateway streams it to Glance with the uploader\'s token and checks that Glance holds exactly those bytes. ' +
+      'This document describes the endpoints that follow the push. Every error is `{"error":{"code","message"}}`.',
+    license: { name: 'Apache-2.0', identifier: 'Apache-2.0' },
+  },
+  externalDocs: { description: 'tus resumable upload protocol 1.0.0', url: 'https://tus.io/protocols/resumable-upload' },
+  security: [{ keystoneToken: [] }],
+  tags: [
+    { name: 'uploads', description: 'Following an upload and its push to Glance' },
+    { name: 'operations', description: 'Health, readiness and metrics (no token)' },
+  ],
+  paths: {
+    '/files/{id}/status': {
+      get: {
+        operationId: 'getUploadStatus',
+        tags: ['uploads'],
+        summary: 'The upload and its push to Glance',
+        parameters: [uploadId],
+        responses: {
+          '200': { description: 'The status object.', content: json(ref('UploadStatus')) },
+          ...tokenResponses,
+        },
+      },
+    },
+    '/files/{id}/events': {
+      get: {
+        operationId: 'streamUploadEvents',
+        tags: ['uploads'],
+        summary: 'The status object as Server-Sent Events',
+        description:
+          'The stream starts with an `event: status` carrying the current status object, then sends `event: status` ' +
+          'on every state change and `event: progress` (the same object) at most 4 times a second while bytes move. ' +
+          'Every `data:` line is one UploadStatus as JSON. `event: removed` (`data: {"id":"…"}`) ends the stream when ' +
+          'the upload is removed; a comment line `: keep-alive` comes every 15 s. The stream ends at gateway shutdown.',
+        parameters: [uploadId],
+        responses: {
+          '200': {
+            description: 'An endless event stream; `data` of `status` and `progress` events is an UploadStatus.',
+            content: {
+              'text/event-stream': {
+                schema: { type: 'string' },
+                example: 'event: status\ndata: {"id":"…","state":"pushing",…}\n\n',
+              },
+            },
+          },
+          ...tokenResponses,
+        },
+      },
+    },
+    '/files/{id}/push': {
+      post: {
+        operationId: 'restartPush',
+        tags: ['uploads'],
+        summary: 'Start a failed (or waiting) push again, with a fresh retry budget',
+        description:
+          'A push that is queued, pushing or verifying is left running and answered as it is. The token of this ' +
+          'request becomes the one the push uses.',
+        parameters: [uploadId],
+        responses: {
+          '202': { description: 'The push is (again) under way; the status object.', content: json(ref('UploadStatus')) },
+          '409': errorResponse('Nothing to push: the upload is not complete, or the image is already active (`push_not_restartable`).'),
+          ...tokenResponses,
+        },
+      },
+    },
+    '/healthz': {
+      get: {
+        operationId: 'health',
+        tags: ['operations'],
+        summary: 'The process answers',
+        security: [],
+        responses: { '200': { description: 'Alive.', content: json(ref('Health')) } },
+      },
+    },
+    '/readyz': {
+      get: {
+        operationId: 'ready',
+        tags: ['operations'],
+        summary: 'Storage is writable and Glance (or Keystone, in catalog mode) answers',
+        security: [],
+        responses: {
+          '200': { description: 'Ready.', content: json(ref('Readiness')) },
+          '503': { description: 'Not ready; `storage` or `glance` holds the reason.', content: json(ref('Readiness')) },
+        },
+      },
+    },
+    '/metrics': {
+      get: {
+        operationId: 'metrics',
+        tags: ['operations'],
+        summary: 'Prometheus metrics',
+        description: 'Prometheus text exposition format 0.0.4 (uploads, bytes, pushes, queue depth, Node.js process metrics).',
+        security: [],
+        responses: {
+          '200': {
+            description: 'The metrics.',
+            content: { 'text/plain': { schema: { type: 'string' }, example: 'gateway_uploads_created_total 3\n' } },
+          },
+        },
+      },
+    },
+    '/openapi.json': {
+      get: {
+        operationId: 'openApi',
+        tags: ['operations'],
+        summary: 'This document',
+        security: [],
+        responses: { '200': { description: 'OpenAPI 3.1.', content: json({ type: 'object' }) } },
+      },
+    },
+  },
+  components: {
+    securitySchemes: {
+      keystoneToken: {
+        type: 'apiKey',
+        in: 'header',
+        name: 'X-Auth-Token',
+        description:
+          'A Keystone token (as for Glance). It must see the upload\'s image. It is kept only in memory, never stored.',
+      },
+    },
+    schemas: {
+      UploadState: {
+        type: 'string',
+        enum: [...UPLOAD_STATES],
+        description:
+          '`receiving`: bytes still arriving; `queued`: complete, waiting for a push slot; `pushing`: streaming to Glance; ' +
+          '`verifying`: checking size and hashes in Glance; `active`: done; `retrying`: a transient failure, see ' +
+          '`nextAttemptAt`; `awaiting_token`: the next request with a valid token resumes the push; `failed`: terminal, ' +
+          'see `error`.',
+      },
+      UploadStatus: {
+        type: 'object',
+        additionalProperties: false,
+        required: [
+          'id', 'imageId', 'state', 'size', 'offset', 'pushed', 'attempts', 'nextAttemptAt', 'glance', 'error',
+          'createdAt', 'updatedAt',
+        ],
+        properties: {
+          id: { type: 'string', pattern: '^[0-9a-f]{32}$' },
+          imageId: { type: 'string', format: 'uuid', description: 'The Glance image.' },
+          state: ref('UploadState'),
+          size: { ...count, description: 'Upload-Length, in bytes.' },
+          offset: { ...count, description: 'Bytes received.' },
+          pushed: { ...count, description: 'Bytes sent to Glance by the current (or last) push.' },
+          attempts: { ...count, description: 'Push attempts so far.' },
+          nextAttemptAt: { ...nullableString, format: 'date-time', description: 'When `retrying`: the next attempt.' },
+          glance: {
+            type: ['object', 'null'],
+            description: 'The image as Glance last showed it (null before the first look).',
+            additionalProperties: false,
+            required: ['status', 'size', 'checksum', 'os_hash_algo', 'os_hash_value'],
+            properties: {
+              status: { type: 'string', description: 'Glance image status (`queued`, `saving`, `active`, …).' },
+              size: { type: ['integer', 'null'], minimum: 0 },
+              checksum: { ...nullableString, description: 'MD5.' },
+              os_hash_algo: nullableString,
+              os_hash_value: { ...nullableString, description: 'SHA-512, as `os_hash_algo` says.' },
+            },
+          },
+          error: {
+            type: ['object', 'null'],
+            description: 'Why the push failed (or last failed).',
+            additionalProperties: false,
+            required: ['code', 'message'],
+            properties: {
+              code: { type: 'string' },
+              message: { type: 'string' },
+              httpStatus: { type: 'integer', description: "Glance's (or Keystone's) HTTP status, where there was one." },
+            },
+          },
+          createdAt: dateTime,
+          updatedAt: dateTime,
+        },
+      },
+      Error: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['error'],
+        properties: {
+          error: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['code', 'message'],
+            properties: {
+              code: { type: 'string', description: 'Stable, e.g. `not_found`, `token_missing`, `push_not_restartable`.' },
+              message: { type: 'string' },
+            },
+          },
+        },
+      },
+      Health: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['status'],
+        properties: { status: { type: 'string', enum: ['ok'] } },
+      },
+      Readiness: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['status', 'storage', 'glance'],
+        properties: {
+          status: { type: 'string', enum: ['ok', 'unavailable'] },
+          storage: { type: 'string', description: '`ok`, or why storage is not writable.' },
+          glance: { type: 'string', description: '`ok`, or why Glance (or Keystone) does not answer.' },
+        },
+      },
+    },
+  },
+} as const;
+
+/** Serves the document; no token needed. */
+export function openApiRoutes(): Router {
+  const router = Router();
+  const body = JSON.stringify(openApiDocument);
+  router.get('/openapi.json', (_req, res) => {
+    res.set('Cache-Control', 'no-cache').type('application/json').send(body);
+  });
+  return router;
+}
