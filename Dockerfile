@@ -8,7 +8,7 @@ COPY tsconfig.json ./
 COPY src ./src
 RUN npm run build
 
-# Runtime stage: production dependencies and the compiled code only, as a non-root user.
+# Runtime stage: production dependencies and the compiled code (with the page) only, as a non-root user.
 FROM node:20-bookworm-slim
 ENV NODE_ENV=production \
     STORAGE_DIR=/app/storage \
