@@ -8,7 +8,7 @@ import { after, before, test } from 'node:test';
 import { runCli } from './support/cli.js';
 import { FakeGlance } from './support/fake-glance.js';
 import { glanceHashes, makeFile, MiB } from './support/files.js';
-import { startGateway, tempDir, type TestGateway } from './support/gateway.js';
+import { startGateway, tempDir, type TestGateway, uploadIdsForImage } from './support/gateway.js';
 import { TUS } from './support/http.js';
 import { qemuImg } from './support/qemu.js';
 import { TcpProxy } from './support/tcp-proxy.js';
@@ -66,17 +66,6 @@ async function until<T>(what: string, probe: () => Promise<T | undefined>, timeo
   }
 }
 
-/** Upload records the gateway holds for an image (one JSON file each under state/). */
-async function uploadsForImage(imageId: string): Promise<string[]> {
-  const stateDir = path.join(gw.storageDir, 'state');
-  const ids: string[] = [];
-  for (const name of await fsp.readdir(stateDir)) {
-    if (!name.endsWith('.json')) continue;
-    const record = JSON.parse(await fsp.readFile(path.join(stateDir, name), 'utf8')) as { id: string; imageId: string };
-    if (record.imageId === imageId) ids.push(record.id);
-  }
-  return ids;
-}
 
 test('killed mid-upload (SIGKILL), the same command run again resumes and ends active', async () => {
   const SIZE = 48 * MiB;
@@ -110,7 +99,7 @@ test('killed mid-upload (SIGKILL), the same command run again resumes and ends a
     assert.equal(result.state, 'active');
     assert.equal(result.checksum, md5);
     assert.equal(result.size, SIZE);
-    assert.deepEqual(await uploadsForImage(image.id), [id], 'only one upload was created for the image');
+    assert.deepEqual(await uploadIdsForImage(gw.storageDir, image.id), [id], 'only one upload was created for the image');
 
     const puts = glance.puts.filter((p) => p.imageId === image.id && p.status === 204);
     assert.equal(puts.length, 1);
@@ -138,7 +127,7 @@ test('killed during the push, the same command run again follows it without uplo
   assert.match(second.stderr, /already complete; following its push/);
   const result = JSON.parse(second.stdout) as JsonResult;
   assert.equal(result.state, 'active');
-  assert.deepEqual(await uploadsForImage(image.id), [result.uploadId]);
+  assert.deepEqual(await uploadIdsForImage(gw.storageDir, image.id), [result.uploadId]);
   assert.equal(glance.puts.filter((p) => p.imageId === image.id).length, 1, 'one push, followed by both runs');
 });
 
@@ -173,7 +162,7 @@ test('a push Glance refuses (403): exit 1 and the reason on stderr', async () =>
   const again = await runCli(args, env).done;
   assert.equal(again.code, 0, again.stderr);
   assert.match(again.stderr, /the last push failed .*starting it again/);
-  assert.equal((await uploadsForImage(image.id)).length, 1);
+  assert.equal((await uploadIdsForImage(gw.storageDir, image.id)).length, 1);
 });
 
 test('the event stream cut mid-push: the CLI reconnects and ends active', async () => {
@@ -214,7 +203,7 @@ test('no token anywhere: exit 2 with one line, nothing uploaded', async () => {
   assert.equal(run.code, 2);
   assert.equal(run.stderr.trim().split('\n').length, 1, run.stderr);
   assert.match(run.stderr, /no token/);
-  assert.deepEqual(await uploadsForImage(image.id), []);
+  assert.deepEqual(await uploadIdsForImage(gw.storageDir, image.id), []);
 });
 
 test('bad usage: exit 2', async () => {

@@ -20,12 +20,17 @@ after(async () => {
   await glance.stop();
 });
 
-test('Glance unreachable mid-push: retrying, then active once it is back', { timeout: 60_000 }, async () => {
+/** Upload, then return once the (slowed) push has started sending. */
+async function pushUnderWay(): Promise<{ image: { id: string }; path: string }> {
   const image = glance.createImage('project-a');
   glance.failNextPuts({ kind: 'slow', bytesPerSecond: 2 * MiB });
   const { uploadUrl } = await tusUpload(gw.url, file.path, { token: 'token-a', metadata: { image_id: image.id } });
-  const path = new URL(uploadUrl).pathname;
   while (!glance.puts.some((p) => p.imageId === image.id && p.bytes > 0)) await new Promise((r) => setTimeout(r, 10));
+  return { image, path: new URL(uploadUrl).pathname };
+}
+
+test('Glance unreachable mid-push: retrying, then active once it is back', { timeout: 60_000 }, async () => {
+  const { image, path } = await pushUnderWay();
 
   glance.setDown(true);
   const retrying = await waitForState(gw.url, path, 'token-a', ['retrying', 'failed', 'active']);
@@ -40,11 +45,7 @@ test('Glance unreachable mid-push: retrying, then active once it is back', { tim
 });
 
 test('a Glance that stays down past the retry budget: failed with a clear error; POST /push starts it again', { timeout: 60_000 }, async () => {
-  const image = glance.createImage('project-a');
-  glance.failNextPuts({ kind: 'slow', bytesPerSecond: 2 * MiB });
-  const { uploadUrl } = await tusUpload(gw.url, file.path, { token: 'token-a', metadata: { image_id: image.id } });
-  const path = new URL(uploadUrl).pathname;
-  while (!glance.puts.some((p) => p.imageId === image.id && p.bytes > 0)) await new Promise((r) => setTimeout(r, 10));
+  const { image, path } = await pushUnderWay();
 
   glance.setDown(true);
   const failed = await waitForState(gw.url, path, 'token-a', ['failed', 'active']);

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { glanceHashes, makeFile, MiB } from './support/files.js';
-import { startGateway, tempDir, type TestGateway } from './support/gateway.js';
+import { startGateway, tempDir, type TestGateway, uploadIdsForImage } from './support/gateway.js';
 import { ROOT } from './support/gateway-process.js';
 import { ensureStack, getImage, issueToken, type GlanceImage, type Scoped, type StackEnv } from './support/openstack.js';
 
@@ -97,17 +97,6 @@ async function imagesNamed(name: string): Promise<GlanceImage[]> {
   return ((await res.json()) as { images: GlanceImage[] }).images;
 }
 
-/** The gateway's upload records (one JSON file each) for an image. */
-async function uploadRecordsFor(imageId: string): Promise<string[]> {
-  const stateDir = path.join(gw.storageDir, 'state');
-  const ids: string[] = [];
-  for (const name of await fsp.readdir(stateDir)) {
-    if (!name.endsWith('.json')) continue;
-    const record = JSON.parse(await fsp.readFile(path.join(stateDir, name), 'utf8')) as { id: string; imageId: string };
-    if (record.imageId === imageId) ids.push(record.id);
-  }
-  return ids;
-}
 
 test('the page and its scripts are served with a strict CSP; UI=0 turns the page off', { timeout: 90_000 }, async () => {
   const page = await fetch(`${gw.url}/`);
@@ -214,7 +203,7 @@ test('a reload mid-upload: the same file resumes the same upload (HEAD, no secon
     const imageId = (await page.textContent('#image-id'))!;
     await assertImage(imageId, file.path, size);
     assert.equal((await imagesNamed(name)).length, 1, 'one image for the name');
-    assert.deepEqual(await uploadRecordsFor(imageId), [uploadPath.split('/').pop()]);
+    assert.deepEqual(await uploadIdsForImage(gw.storageDir, imageId), [uploadPath.split('/').pop()]);
   } finally {
     release();
     await page.unrouteAll({ behavior: 'ignoreErrors' });

@@ -78,3 +78,15 @@ export async function waitForState(
     await new Promise((r) => setTimeout(r, 25));
   }
 }
+
+/** Ids of the upload records a gateway holds for an image (one JSON file each under state/). */
+export async function uploadIdsForImage(storageDir: string, imageId: string): Promise<string[]> {
+  const stateDir = path.join(storageDir, 'state');
+  const ids: string[] = [];
+  for (const name of await fsp.readdir(stateDir)) {
+    if (!name.endsWith('.json')) continue;
+    const record = JSON.parse(await fsp.readFile(path.join(stateDir, name), 'utf8')) as { id: string; imageId: string };
+    if (record.imageId === imageId) ids.push(record.id);
+  }
+  return ids;
+}
