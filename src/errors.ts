@@ -35,12 +35,6 @@ export class ImageFormatMissingError extends GatewayError {
 export class InvalidMetadataError extends GatewayError {
   readonly code = 'invalid_metadata';
 }
-export class InvalidLengthError extends GatewayError {
-  readonly code = 'invalid_length';
-}
-export class TooLargeError extends GatewayError {
-  readonly code = 'too_large';
-}
 export class InsufficientStorageError extends GatewayError {
   readonly code = 'insufficient_storage';
 }
@@ -77,8 +71,6 @@ const STATUS = new Map<abstract new (...args: never[]) => GatewayError, number>(
   [PushNotRestartableError, 409],
   [ImageFormatMissingError, 400],
   [InvalidMetadataError, 400],
-  [InvalidLengthError, 400],
-  [TooLargeError, 413],
   [TusVersionError, 412],
   [InvalidHeaderError, 400],
   [ContentTypeError, 415],
