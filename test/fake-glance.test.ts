@@ -68,7 +68,7 @@ describe('fake glance', () => {
     assert.equal(got.body.os_hash_value, hex('sha512', data));
     assert.deepEqual({ ...lastPut(), headers: undefined, token: undefined }, {
       imageId: id, token: undefined, headers: undefined, bytes: data.length, completed: true, status: 204,
-      md5: hex('md5', data), sha256: hex('sha256', data), sha512: hex('sha512', data),
+      md5: hex('md5', data), sha256: hex('sha256', data), sha512: hex('sha512', data), multihash: hex('sha512', data),
     });
     const again = await put(id, data);
     assert.equal(again.statusCode, 409);

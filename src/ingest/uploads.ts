@@ -115,10 +115,10 @@ export class Uploads {
   }
 
   /** Bytes are arriving (tus's throttled progress): tell watchers, and let the push start early. */
-  received(uploadId: string, offset: number, size: number): void {
+  received(uploadId: string, offset: number): void {
     this.deps.events.publish({ kind: 'progress', id: uploadId, offset });
-    // Bytes past the head have passed the content check: they may be hashed and go to Glance already.
-    if (offset >= HEAD_BYTES) this.deps.pusher.received(uploadId, size);
+    // Bytes past the head have passed the content check: they may go to Glance already.
+    if (offset >= HEAD_BYTES) this.deps.pusher.received(uploadId);
   }
 
   async record(uploadId: string): Promise<UploadRecord | undefined> {

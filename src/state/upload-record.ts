@@ -28,9 +28,13 @@ export interface PushError {
   httpStatus?: number;
 }
 
-export interface FileHashes {
-  md5: string;
-  sha512: string;
+/**
+ * A digest of the stored file, named as Glance names its own (`os_hash_algo`): the proof that
+ * Glance holds exactly these bytes.
+ */
+export interface ContentHash {
+  algo: string;
+  value: string;
 }
 
 /** What the gateway persists about one upload. Never holds a token. */
@@ -47,8 +51,8 @@ export interface UploadRecord {
   nextAttemptAt: string | null;
   glance: GlanceSnapshot | null;
   error: PushError | null;
-  /** Hashes of the complete stored file, once a push has read it whole. */
-  hashes: FileHashes | null;
+  /** Digest of the complete stored file, once a push has read it whole. */
+  hash: ContentHash | null;
   createdAt: string;
   updatedAt: string;
 }
@@ -63,7 +67,7 @@ export function newRecord(fields: Pick<UploadRecord, 'id' | 'imageId' | 'glanceU
     nextAttemptAt: null,
     glance: null,
     error: null,
-    hashes: null,
+    hash: null,
     createdAt: now,
     updatedAt: now,
   };

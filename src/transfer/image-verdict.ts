@@ -1,5 +1,6 @@
 import type { Image } from '../glance/image.js';
-import type { FileHashes } from '../state/upload-record.js';
+import type { ContentHash } from '../state/upload-record.js';
+import { canHash } from './hashing.js';
 
 export type ImageVerdict =
   | { kind: 'push' } // queued: the data can be sent
@@ -7,20 +8,34 @@ export type ImageVerdict =
   | { kind: 'done' } // active with exactly our bytes
   | { kind: 'fail'; code: string; message: string };
 
-/** Does an active image hold exactly our file? Checks every hash Glance reports. */
-export function holdsOurBytes(image: Image, size: number, hashes: FileHashes): string | null {
-  if (image.size !== size) return `Glance holds ${image.size} bytes, the upload has ${size}`;
-  if (image.checksum !== null && image.checksum !== hashes.md5) return `Glance checksum ${image.checksum} differs from ${hashes.md5}`;
-  if (image.os_hash_algo === 'sha512' && image.os_hash_value !== hashes.sha512) return 'Glance os_hash_value (sha512) differs';
-  if (image.checksum === null && image.os_hash_algo !== 'sha512') return 'Glance reports no hash to compare';
+/** Computes the stored file's digest in the algorithm asked for. */
+export type HashOf = (algo: string) => Promise<ContentHash>;
+
+/**
+ * The digest that proves what an image holds: its multihash (`os_hash_algo`, SHA-512 unless the
+ * deployment chose another), or the MD5 `checksum` of a Glance older than Rocky. Glance deprecated
+ * `checksum` for the multihash, and FIPS deployments may not fill it in: once the secure digest and
+ * the size match, MD5 adds nothing.
+ */
+export function glanceDigest(image: Image): ContentHash | null {
+  if (image.os_hash_algo && image.os_hash_value) return { algo: image.os_hash_algo, value: image.os_hash_value };
+  if (image.checksum) return { algo: 'md5', value: image.checksum };
   return null;
 }
 
-/**
- * What to do given the image as Glance shows it now. `hashes` may be loaded lazily,
- * since only an already-active image needs them.
- */
-export async function judgeImage(image: Image, size: number, hashes: () => Promise<FileHashes>): Promise<ImageVerdict> {
+/** Does an active image hold exactly our file? null if so, else why not. */
+export async function holdsOurBytes(image: Image, size: number, hashOf: HashOf): Promise<string | null> {
+  if (image.size !== size) return `Glance holds ${image.size} bytes, the upload has ${size}`;
+  const theirs = glanceDigest(image);
+  if (!theirs) return 'Glance reports no hash to compare';
+  if (!canHash(theirs.algo)) return `Glance hashes with ${theirs.algo}, which this gateway cannot compute`;
+  const ours = await hashOf(theirs.algo);
+  if (ours.value !== theirs.value) return `Glance's ${theirs.algo} ${theirs.value} differs from the upload's ${ours.value}`;
+  return null;
+}
+
+/** What to do given the image as Glance shows it now. Only an already-active image needs a digest. */
+export async function judgeImage(image: Image, size: number, hashOf: HashOf): Promise<ImageVerdict> {
   switch (image.status) {
     case 'queued':
       return { kind: 'push' };
@@ -29,7 +44,7 @@ export async function judgeImage(image: Image, size: number, hashes: () => Promi
     case 'uploading':
       return { kind: 'wait', why: `image is ${image.status}` };
     case 'active': {
-      const mismatch = holdsOurBytes(image, size, await hashes());
+      const mismatch = await holdsOurBytes(image, size, hashOf);
       return mismatch === null
         ? { kind: 'done' }
         : { kind: 'fail', code: 'image_active_elsewhere', message: `image is already active with other data: ${mismatch}` };

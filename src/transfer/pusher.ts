@@ -9,7 +9,7 @@ import type { TokenVault } from '../state/token-vault.js';
 import type { UploadEvents } from '../state/upload-events.js';
 import {
   UNFINISHED_PUSH_STATES,
-  type FileHashes,
+  type ContentHash,
   type GlanceSnapshot,
   type PushError,
   type UploadRecord,
@@ -17,7 +17,7 @@ import {
 } from '../state/upload-record.js';
 import { backoffDelay } from './backoff.js';
 import { GrowingFileReader } from './growing-file.js';
-import { ByteCounter, hashFile, type Hashing } from './hashing.js';
+import { ByteCounter, DEFAULT_ALGO, hashFile, type Hashing } from './hashing.js';
 import { holdsOurBytes, judgeImage, type ImageVerdict } from './image-verdict.js';
 import { LocalPushQueue, type PushQueue } from './push-queue.js';
 import type { StoredFiles } from './stored-files.js';
@@ -57,8 +57,10 @@ export class Pusher {
   readonly #streaming = new Map<string, { released: boolean }>();
   /** Uploads whose streaming push was given up: they push once complete. */
   readonly #noStream = new Set<string>();
-  /** Hashing started while the upload arrives, so that the push after completion only sends. */
+  /** Digests under way, one per upload: each runs beside its push, reading the same file. */
   readonly #hashing = new Map<string, Hashing>();
+  /** The multihash algorithm each Glance endpoint was last seen to use (`os_hash_algo`). */
+  readonly #algos = new Map<string, string>();
 
   constructor(
     private readonly deps: PusherDeps,
@@ -90,28 +92,42 @@ export class Pusher {
     return this.#enqueue(uploadId, { attempts: 0 });
   }
 
-  /**
-   * Bytes past the content check are arriving: hash them as they land, and start pushing them
-   * now if a slot is free. On two cores, hashing during the push would take CPU from Glance.
-   */
-  received(uploadId: string, size: number): void {
-    if (!this.#hashing.has(uploadId)) this.#startHashing(uploadId, size, this.policy.streaming.stallMs);
+  /** Bytes past the content check are arriving: start pushing them now if a slot is free. */
+  received(uploadId: string): void {
     if (!this.policy.streaming.enabled || this.#noStream.has(uploadId) || this.#streaming.has(uploadId)) return;
     if (this.#inflight.has(uploadId) || !this.deps.tokens.get(uploadId)) return;
     this.#queue.add(uploadId);
   }
 
-  #startHashing(uploadId: string, size: number, stallMs?: number): Hashing {
-    const hashing = hashFile(this.deps.files.path(uploadId), size, stallMs);
-    this.#hashing.set(uploadId, hashing);
-    // A hashing that stopped (the client stalled) is started again by the next bytes, or by the push.
-    hashing.result.catch(() => this.#hashing.get(uploadId) === hashing && this.#hashing.delete(uploadId));
+  /**
+   * The digest follows the push, reading the same file in a worker thread: while Glance takes its
+   * time with the bytes sent, the digest costs no extra wall time (and none during ingest).
+   */
+  #startHashing(record: UploadRecord, algo: string, stallMs?: number): Hashing {
+    const running = this.#hashing.get(record.id);
+    if (running?.algo === algo) return running;
+    running?.abort();
+    const hashing = hashFile(this.deps.files.path(record.id), record.size, algo, stallMs);
+    this.#hashing.set(record.id, hashing);
+    // One that stopped (the client stalled) is started again by the next push.
+    hashing.result.catch(() => this.#hashing.get(record.id) === hashing && this.#hashing.delete(record.id));
     return hashing;
   }
 
-  /** The hashes of the whole upload: the ones computed while it arrived, else a fresh run. */
-  #hashesOf(record: UploadRecord): Promise<FileHashes> {
-    return (this.#hashing.get(record.id) ?? this.#startHashing(record.id, record.size)).result;
+  /** The stored file's digest in `algo`: saved, under way, or computed now. */
+  async #hashOf(record: UploadRecord, algo: string, log: Logger): Promise<ContentHash> {
+    if (record.hash?.algo === algo) return record.hash;
+    const running = this.#hashing.get(record.id);
+    if (running && running.algo !== algo) log.info({ algo, was: running.algo }, 'Glance hashes otherwise: digest computed again');
+    const hash = await this.#startHashing(record, algo).result;
+    log.debug({ algo }, 'digest ready');
+    await this.deps.store.update(record.id, { hash });
+    return hash;
+  }
+
+  /** Glance's `os_hash_algo` as last seen at this endpoint: the digest to compute before it answers. */
+  #algoFor(record: UploadRecord): string {
+    return this.#algos.get(record.glanceUrl) ?? DEFAULT_ALGO;
   }
 
   #dropHashing(uploadId: string): void {
@@ -210,29 +226,26 @@ export class Pusher {
   async #push(record: UploadRecord, auth: GlanceAuth, signal: AbortSignal, log: Logger): Promise<void> {
     // Look before sending: after a crash or a 5xx the image may be saving, or already hold our bytes.
     const before = await this.deps.glance.getImage(auth, record.imageId, signal);
-    const verdict = await judgeImage(before, record.size, () => this.#hashes(record));
+    const verdict = await judgeImage(before, record.size, (algo) => this.#hashOf(record, algo, log));
     if (verdict.kind !== 'push') return this.#settle(record, verdict, before, log);
 
     log.info('push started');
-    const hashes = this.#hashesOf(record);
+    this.#startHashing(record, this.#algoFor(record));
     const counter = new ByteCounter((bytes) => this.#progress(record.id, bytes));
     const body = pipeline(this.deps.files.read(record.id), counter, () => undefined);
     await this.deps.glance.uploadData(auth, record.imageId, body, record.size, signal);
-    await this.#verify(record, auth, await hashes, counter.bytes, signal, log);
+    await this.#verify(record, auth, counter.bytes, signal, log);
   }
 
   /** Glance answered 204: the image must now be active with exactly the bytes we hashed on the way. */
-  async #verify(
-    record: UploadRecord,
-    auth: GlanceAuth,
-    hashes: FileHashes,
-    pushed: number,
-    signal: AbortSignal,
-    log: Logger,
-  ): Promise<void> {
-    await this.deps.store.update(record.id, { state: 'verifying', pushed, hashes });
+  async #verify(record: UploadRecord, auth: GlanceAuth, pushed: number, signal: AbortSignal, log: Logger): Promise<void> {
+    log.debug({ pushed }, 'Glance took the data');
+    const verifying = await this.deps.store.update(record.id, { state: 'verifying', pushed });
     const after = await this.deps.glance.getImage(auth, record.imageId, signal);
-    const mismatch = after.status === 'active' ? holdsOurBytes(after, record.size, hashes) : `image is ${after.status}, not active`;
+    const mismatch =
+      after.status === 'active'
+        ? await holdsOurBytes(after, record.size, (algo) => this.#hashOf(verifying, algo, log))
+        : `image is ${after.status}, not active`;
     if (mismatch !== null) {
       return this.#fail(record, { code: 'verification_failed', message: mismatch }, log, snapshot(after));
     }
@@ -262,11 +275,11 @@ export class Pusher {
       const image = await this.deps.glance.getImage(auth, record.imageId, controller.signal);
       if (image.status !== 'queued') return void reader.destroy(); // the push after completion will decide
       log.info('streaming push started');
+      this.#startHashing(record, this.#algoFor(record), this.policy.streaming.stallMs);
       const counter = new ByteCounter((bytes) => this.#progress(record.id, bytes));
       const body = pipeline(reader, counter, () => undefined);
       await this.deps.glance.uploadData(auth, record.imageId, body, size, controller.signal);
-      const hashes = await this.#hashesOf(record);
-      await this.#verify(await this.#get(record.id), auth, hashes, counter.bytes, controller.signal, log);
+      await this.#verify(await this.#get(record.id), auth, counter.bytes, controller.signal, log);
     } catch (err) {
       reader.destroy();
       this.#streaming.delete(record.id); // from here on a completion queues a normal push
@@ -312,7 +325,7 @@ export class Pusher {
   async #lookAgain(record: UploadRecord, auth: GlanceAuth, log: Logger): Promise<void> {
     try {
       const image = await this.deps.glance.getImage(auth, record.imageId);
-      const verdict = await judgeImage(image, record.size, () => this.#hashes(record));
+      const verdict = await judgeImage(image, record.size, (algo) => this.#hashOf(record, algo, log));
       await this.#settle(record, verdict, image, log);
     } catch (err) {
       await this.#onFailure(record, auth, err, log);
@@ -372,16 +385,10 @@ export class Pusher {
       nextAttemptAt: null,
     });
     log.info('image active');
+    if (image.os_hash_algo) this.#algos.set(record.glanceUrl, image.os_hash_algo);
     this.deps.tokens.forget(record.id);
     this.#dropHashing(record.id);
     await this.deps.files.release(record.id).catch((err: unknown) => log.warn({ err }, 'could not free the pushed data'));
-  }
-
-  async #hashes(record: UploadRecord): Promise<FileHashes> {
-    if (record.hashes) return record.hashes;
-    const hashes = await this.#hashesOf(record);
-    await this.deps.store.update(record.id, { hashes });
-    return hashes;
   }
 
   #progress(uploadId: string, bytes: number): void {

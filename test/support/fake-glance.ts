@@ -39,6 +39,8 @@ export interface PutRecord {
   sha256: string;
   md5: string;
   sha512: string;
+  /** The digest in the fake's `hashingAlgorithm` (its `os_hash_value`). */
+  multihash: string;
   completed: boolean;
   status: number;
 }
@@ -117,7 +119,12 @@ export class FakeGlance {
   private readonly sockets = new Set<Socket>();
   private down = false;
 
-  private constructor(private readonly server: Server, readonly url: string, tokens: Record<string, string>) {
+  private constructor(
+    private readonly server: Server,
+    readonly url: string,
+    tokens: Record<string, string>,
+    private readonly hashing: { algorithm: string | null; md5: boolean },
+  ) {
     this.tokens = new Map(Object.entries(tokens));
     server.on('connection', (socket: Socket) => {
       if (this.down) return void socket.destroy();
@@ -127,7 +134,13 @@ export class FakeGlance {
     server.on('request', (req: IncomingMessage, res: ServerResponse) => this.handle(req, res));
   }
 
-  static async start(opts: { tokens?: Record<string, string> } = {}): Promise<FakeGlance> {
+  /**
+   * `hashingAlgorithm`: Glance's `hashing_algorithm` (hashlib's name), null for a Glance older than
+   * Rocky (no multihash). `md5: false`: a FIPS deployment, which leaves `checksum` empty.
+   */
+  static async start(
+    opts: { tokens?: Record<string, string>; hashingAlgorithm?: string | null; md5?: boolean } = {},
+  ): Promise<FakeGlance> {
     const server = createServer();
     server.requestTimeout = 0; // Node's 300 s default would cut a slow 1 GiB push
     await new Promise<void>((resolve, reject) => {
@@ -136,7 +149,8 @@ export class FakeGlance {
     });
     const { port } = server.address() as AddressInfo;
     const tokens = opts.tokens ?? { 'token-a': 'project-a', 'token-b': 'project-b' };
-    return new FakeGlance(server, `http://127.0.0.1:${port}`, tokens);
+    const hashing = { algorithm: opts.hashingAlgorithm === undefined ? 'sha512' : opts.hashingAlgorithm, md5: opts.md5 ?? true };
+    return new FakeGlance(server, `http://127.0.0.1:${port}`, tokens, hashing);
   }
 
   addToken(token: string, project: string): void {
@@ -242,7 +256,7 @@ export class FakeGlance {
   /** Every PUT /file consumes one fault; 'status' and 'status-early' answer before any check. */
   private async put(req: IncomingMessage, res: ServerResponse, id: string, token: string | null): Promise<void> {
     const record: PutRecord = {
-      imageId: id, token, headers: { ...req.headers }, bytes: 0, sha256: '', md5: '', sha512: '',
+      imageId: id, token, headers: { ...req.headers }, bytes: 0, sha256: '', md5: '', sha512: '', multihash: '',
       completed: false, status: 0,
     };
     this.puts.push(record);
@@ -283,12 +297,12 @@ export class FakeGlance {
       this.setImage(id, { status: 'queued' });
       return answer(400, `Size mismatch: declared ${declared}, received ${record.bytes}`);
     }
-    const wrong = (hex: string): string =>
-      createHash(hex.length === 32 ? 'md5' : 'sha512').update(`x${hex}`).digest('hex');
     const bad = fault?.kind === 'wrong-checksum';
+    const wrong = (hex: string): string => (bad ? createHash('sha256').update(`x${hex}`).digest('hex').slice(0, hex.length) : hex);
+    const { algorithm, md5 } = this.hashing;
     this.setImage(id, {
-      status: 'active', size: record.bytes, checksum: bad ? wrong(record.md5) : record.md5,
-      os_hash_algo: 'sha512', os_hash_value: bad ? wrong(record.sha512) : record.sha512,
+      status: 'active', size: record.bytes, checksum: md5 ? wrong(record.md5) : null,
+      os_hash_algo: algorithm, os_hash_value: algorithm ? wrong(record.multihash) : null,
     });
     record.status = 204;
     res.writeHead(204).end();
@@ -316,7 +330,8 @@ export class FakeGlance {
 
   /** Streams the body through the hashes, never holding it; cuts the socket at `cutAt` bytes. True if it all came. */
   private async receive(req: IncomingMessage, record: PutRecord, cutAt: number, rate = Infinity): Promise<boolean> {
-    const hashes: [Hash, Hash, Hash] = [createHash('md5'), createHash('sha256'), createHash('sha512')];
+    const algorithm = (this.hashing.algorithm ?? 'sha512').replace('_', '-'); // OpenSSL's name for hashlib's sha3_*
+    const hashes: [Hash, Hash, Hash, Hash] = [createHash('md5'), createHash('sha256'), createHash('sha512'), createHash(algorithm)];
     try {
       if (cutAt <= 0) return this.cut(req);
       for await (const chunk of req as AsyncIterable<Buffer>) {
@@ -331,7 +346,7 @@ export class FakeGlance {
     } catch {
       return false; // the client went away mid-body
     } finally {
-      [record.md5, record.sha256, record.sha512] = hashes.map((h) => h.digest('hex')) as [string, string, string];
+      [record.md5, record.sha256, record.sha512, record.multihash] = hashes.map((h) => h.digest('hex')) as [string, string, string, string];
     }
   }
 }
