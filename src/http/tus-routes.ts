@@ -3,11 +3,11 @@ import { Router, type Request, type Response as ExpressResponse } from 'express'
 import { sendNodeResponse } from 'srvx/node';
 import { NotFoundError } from '../errors.js';
 import type { Uploads } from '../ingest/uploads.js';
-import { CoalescingRequest } from './coalescing-request.js';
 import { sendError } from './errors.js';
 import { isUploadId, tokenOf } from './request.js';
 import { asJsonError } from './tus-errors.js';
 import { tusProtocol } from './tus-protocol.js';
+import { TusRequest } from './tus-request.js';
 
 /**
  * The tus endpoint. Requests at an existing upload pass the access check first
@@ -17,7 +17,7 @@ export function tusRoutes(tus: Server, uploads: Uploads, mount: string): Router 
   const router = Router();
 
   const handle = async (req: Request, res: ExpressResponse) => {
-    let response = await tus.handleWeb(new CoalescingRequest({ req, res }));
+    let response = await tus.handleWeb(new TusRequest({ req, res }));
     if (response.status >= 400) response = await asJsonError(response);
     if (req.method === 'POST' && response.status === 201) {
       const id = response.headers.get('location')?.split('/').pop();

@@ -3,6 +3,7 @@ import { Server } from '@tus/server';
 import { EVENTS, type Locker } from '@tus/utils';
 import { toHttpError } from '../errors.js';
 import type { Logger } from '../logger.js';
+import { installDirectPatch } from './direct-patch.js';
 import type { Preflight } from './preflight.js';
 import type { IngestFileStore } from './file-store.js';
 import type { Uploads } from './uploads.js';
@@ -61,7 +62,8 @@ export function createTusServer(deps: TusServerDeps): Server {
     },
   });
 
-  server.on(EVENTS.POST_RECEIVE, (_req, upload) => deps.uploads.received(upload.id, upload.offset, upload.size ?? 0));
+  installDirectPatch(server);
+  server.on(EVENTS.POST_RECEIVE, (_req, upload) => deps.uploads.received(upload.id, upload.offset));
   return server;
 }
 
