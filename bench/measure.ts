@@ -1,5 +1,7 @@
 // Timing, statistics and process memory.
+import { execFile } from 'node:child_process';
 import fsp from 'node:fs/promises';
+import { promisify } from 'node:util';
 import { MiB } from './config.js';
 
 export interface Stats {
@@ -60,4 +62,12 @@ export async function treeCpuSeconds(pid: number): Promise<number> {
 export function rotation<T>(items: T[], run: number): T[] {
   const k = run % items.length;
   return [...items.slice(k), ...items.slice(0, k)];
+}
+
+/**
+ * Flush every dirty page before a measured run, so that no subject pays for the writeback of
+ * the bytes an earlier one stored (the kernel throttles writers once dirty memory piles up).
+ */
+export async function settle(): Promise<void> {
+  await promisify(execFile)('sync');
 }

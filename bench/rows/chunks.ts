@@ -3,7 +3,7 @@
 import { formatSize } from '../config.js';
 import { freshDir, type Context } from '../context.js';
 import { log } from '../log.js';
-import { mibPerSec, rotation } from '../measure.js';
+import { mibPerSec, rotation, settle } from '../measure.js';
 import { line, type Row } from '../report.js';
 import { spawnBareTus, spawnGateway, spawnSink, type ServerProcess } from '../servers/spawn.js';
 import { gatewayTusJs, sinkChunks, tusTusJs } from '../subjects.js';
@@ -31,6 +31,7 @@ export async function chunksRow(ctx: Context): Promise<Row> {
     ];
     for (let run = 0; run < runs; run++)
       for (const [name, measure] of rotation(subjects, run)) {
+        await settle();
         const ms = await measure();
         samples[name]!.push(ms / 1000);
         log(`${formatSize(chunkSize)} chunks, run ${run + 1}/${runs}, ${name}: ${(ms / 1000).toFixed(2)} s (${mibPerSec(size, ms).toFixed(0)} MiB/s)`);

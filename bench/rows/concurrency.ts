@@ -5,7 +5,7 @@ import { formatSize, MiB } from '../config.js';
 import { tusJsUpload } from '../clients.js';
 import { freshDir, type Context } from '../context.js';
 import { log } from '../log.js';
-import { now } from '../measure.js';
+import { now, settle } from '../measure.js';
 import { line, type Row } from '../report.js';
 import { spawnGateway, type ServerProcess } from '../servers/spawn.js';
 import { awaitActive } from '../subjects.js';
@@ -54,6 +54,7 @@ export async function concurrencyRow(ctx: Context): Promise<Row> {
     for (let run = 0; run < runs; run++) {
       const order = run % 2 ? [clients, 1] : [1, clients];
       for (const n of order) {
+        await settle();
         const r = await round(ctx, gw, n);
         (n === 1 ? single : many).push(r.mibPerSec);
         errors.push(...r.errors);

@@ -3,6 +3,7 @@
 import { formatSize, MiB } from '../config.js';
 import { freshDir, type Context } from '../context.js';
 import { log } from '../log.js';
+import { settle } from '../measure.js';
 import { line, type Row } from '../report.js';
 import { spawnGateway } from '../servers/spawn.js';
 import { gatewayOnePatch, type GatewayTimes } from '../subjects.js';
@@ -11,6 +12,7 @@ async function peakOf(ctx: Context, size: number): Promise<{ peak: number; times
   const dir = await freshDir(ctx, `gateway-memory-${size}`);
   const gw = await spawnGateway(dir, ctx.stack.glanceUrl);
   try {
+    await settle();
     const times = await gatewayOnePatch(ctx, gw, ctx.file(size));
     const peak = (await gw.peakRss()) / MiB;
     log(

@@ -5,7 +5,7 @@
 import { formatSize, GiB, type RowName } from '../config.js';
 import { freshDir, type Context } from '../context.js';
 import { log } from '../log.js';
-import { mibPerSec, rotation, stats } from '../measure.js';
+import { mibPerSec, rotation, settle, stats } from '../measure.js';
 import { line, type Row } from '../report.js';
 import { spawnBareTus, spawnGateway, spawnSink, type ServerProcess } from '../servers/spawn.js';
 import { curlPush, gatewayOnePatch, sinkOnePut, tusOnePatch, type GatewayTimes, type Timed } from '../subjects.js';
@@ -64,8 +64,10 @@ export async function singlePatchRows(ctx: Context, want: Set<RowName>): Promise
     if (curl) subjects.push({ name: 'curl -T', run: async () => note(size, curlRuns, await curlPush(ctx, file)) });
 
     for (let run = 0; run < runs; run++)
-      for (const subject of rotation(subjects, run))
+      for (const subject of rotation(subjects, run)) {
+        await settle();
         log(`one PATCH of ${formatSize(size)}, run ${run + 1}/${runs}, ${subject.name}: ${await subject.run()}`);
+      }
 
     // Median CPU seconds per GiB: where the time goes (2 cores for client, server and Glance).
     const perGiB = (xs: number[]) => (stats(xs).median / (size / GiB)).toFixed(2);
