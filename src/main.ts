@@ -1,3 +1,4 @@
+import './gc-tuning.js'; // first: before anything allocates
 import { ConfigError, loadConfig } from './config.js';
 import { createGateway } from './gateway.js';
 import { createLogger } from './logger.js';
