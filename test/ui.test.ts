@@ -130,7 +130,7 @@ test('upload a file from the page with a token: both bars fill, the page shows a
     const imageId = (await page.textContent('#image-id'))!;
     const image = await assertImage(imageId, file.path, 6 * MiB);
     assert.equal(image.name, name);
-    assert.equal(await page.textContent('#checksum'), image.checksum);
+    assert.equal(await page.textContent('#digest'), `${image.os_hash_algo} ${image.os_hash_value}`);
     assert.equal(await page.evaluate(() => document.getElementById('upload-bar').value), 1);
     assert.equal(await page.evaluate(() => document.getElementById('push-bar').value), 1);
     assert.equal(await page.isHidden('#error'), true);

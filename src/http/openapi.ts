@@ -165,7 +165,7 @@ export const openApiDocument = {
         enum: [...UPLOAD_STATES],
         description:
           '`receiving`: bytes still arriving; `queued`: complete, waiting for a push slot; `pushing`: streaming to Glance; ' +
-          '`verifying`: checking size and hashes in Glance; `active`: done; `retrying`: a transient failure, see ' +
+          '`verifying`: checking that Glance holds our size and digest (its multihash); `active`: done; `retrying`: a transient failure, see ' +
           '`nextAttemptAt`; `awaiting_token`: the next request with a valid token resumes the push; `failed`: terminal, ' +
           'see `error`.',
       },
@@ -193,9 +193,12 @@ export const openApiDocument = {
             properties: {
               status: { type: 'string', description: 'Glance image status (`queued`, `saving`, `active`, …).' },
               size: { type: ['integer', 'null'], minimum: 0 },
-              checksum: { ...nullableString, description: 'MD5.' },
+              checksum: { ...nullableString, description: 'MD5 (Glance leaves it empty under FIPS).' },
               os_hash_algo: nullableString,
-              os_hash_value: { ...nullableString, description: 'SHA-512, as `os_hash_algo` says.' },
+              os_hash_value: {
+                ...nullableString,
+                description: 'Glance\'s multihash, in the algorithm `os_hash_algo` names: what the gateway checks its own digest against.',
+              },
             },
           },
           error: {

@@ -235,7 +235,9 @@
     if (s.state === 'retrying' && s.nextAttemptAt) text += `, retry at ${new Date(s.nextAttemptAt).toLocaleTimeString()}`;
     if (s.state === 'awaiting_token') text += ', waiting for a fresh token: enter one and press Push again';
     setText('push-text', text);
-    if (s.glance?.checksum) setText('checksum', s.glance.checksum);
+    const g = s.glance;
+    if (g?.os_hash_value) setText('digest', `${g.os_hash_algo} ${g.os_hash_value}`);
+    else if (g?.checksum) setText('digest', `md5 ${g.checksum}`);
     if (s.error) showError(`${s.error.code}: ${s.error.message}`);
     $('retry-push').hidden = !(s.state === 'failed' || s.state === 'awaiting_token');
   }
