@@ -60,7 +60,6 @@ export async function createGateway(config: Config, logger: Logger): Promise<Gat
     },
     readRange: (id, start, length) => files.readRange(id, start, length),
     discard: (id) => files.remove(id),
-    passed: (id) => pusher.received(id),
   });
   files.guard = guard;
   const pusher = new Pusher({ store, tokens, glance, files, events, logger }, config.push);

@@ -13,8 +13,6 @@ export interface ContentGuardDeps {
   readRange(uploadId: string, start: number, length: number): Promise<Buffer>;
   /** Remove a refused upload so that no client resumes it. */
   discard(uploadId: string): Promise<void>;
-  /** The head passed: what follows may leave for Glance now, not at the next progress tick. */
-  passed?(uploadId: string): void;
 }
 
 /**
@@ -31,7 +29,7 @@ export class ContentGuard {
     if (!upload) return write(readable);
 
     const stored = offset > 0 ? await this.deps.readRange(uploadId, 0, offset) : Buffer.alloc(0);
-    const gate = new HeadGate(upload, stored, () => this.deps.passed?.(uploadId));
+    const gate = new HeadGate(upload, stored);
     try {
       // pipe (not pipeline): a refusal must leave the request stream to tus, which then answers our 415.
       return await write(readable.pipe(gate));
@@ -70,7 +68,6 @@ class HeadGate extends Transform {
   constructor(
     private readonly upload: GuardedUpload,
     private readonly stored: Buffer,
-    private readonly onPassed: () => void,
   ) {
     super();
     this.#seen = stored.length;
@@ -89,7 +86,6 @@ class HeadGate extends Transform {
     if (verdict.kind === 'ok') {
       this.#decided = true;
       this.#release();
-      this.onPassed();
     }
     callback();
   }
