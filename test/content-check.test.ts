@@ -145,3 +145,24 @@ test('tus-js-client sees the 415 and does not retry it', async () => {
   assert.equal(err.originalResponse?.getStatus(), 415);
   assert.match(err.originalResponse!.getBody(), /content_mismatch/);
 });
+
+test('a chunked first PATCH longer than the upload -> 413 while the head is being judged; the gateway lives on', async () => {
+  const image = glance.createImage('project-a', { disk_format: 'raw', container_format: 'bare' });
+  const created = await create(gw.url, { 'x-auth-token': 'token-a', 'upload-length': '1000', 'upload-metadata': meta({ image_id: image.id }) });
+  assert.equal(created.status, 201);
+  const uploadUrl = new URL(created.headers.get('location')!, gw.url).toString();
+  const body = new ReadableStream({
+    pull(controller) {
+      controller.enqueue(new Uint8Array(16 * 1024).fill(1)); // no Content-Length: tus cannot refuse it up front
+    },
+  });
+  const patch = await fetch(uploadUrl, {
+    method: 'PATCH',
+    headers: { ...TUS, 'x-auth-token': 'token-a', 'upload-offset': '0', 'content-type': 'application/offset+octet-stream' },
+    body,
+    duplex: 'half',
+  } as RequestInit);
+  assert.equal(patch.status, 413);
+  const head = await fetch(uploadUrl, { method: 'HEAD', headers: { ...TUS, 'x-auth-token': 'token-a' } });
+  assert.equal(head.status, 200, 'still serving, and the upload is still there');
+});

@@ -32,6 +32,8 @@ export class ContentGuard {
     const gate = new HeadGate(upload, stored);
     try {
       // pipe (not pipeline): a refusal must leave the request stream to tus, which then answers our 415.
+      // pipe does not carry the source's errors (a body over the limit): the gate must end with them.
+      readable.once('error', (err) => gate.destroy(err));
       return await write(readable.pipe(gate));
     } catch (err) {
       // The reason the write stopped is the gate's, when it refused.

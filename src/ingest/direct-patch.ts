@@ -47,6 +47,7 @@ export function installDirectPatch(server: Server): void {
       context.signal.addEventListener('abort', stop, { once: true });
       source.once('close', stop).once('error', stop);
       source.pipe(body);
+      if (source.destroyed) stop(); // gone before we listened: its 'close' will not come again
       try {
         return await this.store.write(body, upload.id, upload.offset);
       } catch (err) {
