@@ -273,7 +273,13 @@ export class Pusher {
     });
     try {
       const image = await this.deps.glance.getImage(auth, record.imageId, controller.signal);
-      if (image.status !== 'queued') return void reader.destroy(); // the push after completion will decide
+      if (image.status !== 'queued') {
+        // The push after completion decides; if the completion was already handed to us, we are that push.
+        reader.destroy();
+        this.#streaming.delete(record.id);
+        if (stream.released) await this.#lookAgain(await this.#get(record.id), auth, log);
+        return;
+      }
       log.info('streaming push started');
       this.#startHashing(record, this.#algoFor(record), this.policy.streaming.stallMs);
       const counter = new ByteCounter((bytes) => this.#progress(record.id, bytes));
