@@ -2,7 +2,6 @@
 // (its multihash, or the MD5 checksum of a Glance that has none), and learns which one that is.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -42,7 +41,7 @@ async function upload(glance: FakeGlance, gw: TestGateway) {
   const { uploadUrl } = await tusUpload(gw.url, file.path, { token: 'token-a', metadata: { image_id: image.id } });
   const id = uploadUrl.split('/').pop()!;
   const { status } = await waitForState(gw.url, `/files/${id}`, 'token-a', ['active', 'failed']);
-  const record = JSON.parse(fs.readFileSync(path.join(gw.storageDir, 'state', `${id}.json`), 'utf8'));
+  const record = (await gw.gateway.uploads.record(id))!;
   return { id, status, record, recomputed: gw.logs.lines.filter((l) => l.includes(id) && l.includes('digest computed again')) };
 }
 

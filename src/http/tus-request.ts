@@ -4,7 +4,7 @@ import { NodeRequest } from 'srvx/node';
 /**
  * srvx's request for @tus/server, with a body that touches Node's stream only when read.
  * srvx's own `body` starts pulling the socket as soon as it is looked at, and tus looks at it
- * before our PATCH and POST handlers read the Node stream directly (see ingest/direct-body.ts).
+ * before our PATCH handler reads the Node stream directly (see ingest/direct-patch.ts).
  */
 export class TusRequest extends NodeRequest {
   constructor(ctx: { req: IncomingMessage; res: ServerResponse }) {

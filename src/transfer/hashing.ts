@@ -29,9 +29,11 @@ const OPENSSL_NAMES: Record<string, string> = {
   blake2s: 'blake2s256',
 };
 
+const opensslName = (algo: string): string => OPENSSL_NAMES[algo] ?? algo;
+
 /** Whether this process can compute Glance's `algo`. */
 export function canHash(algo: string): boolean {
-  return getHashes().includes(OPENSSL_NAMES[algo] ?? algo);
+  return getHashes().includes(opensslName(algo));
 }
 
 /**
@@ -42,7 +44,7 @@ export function canHash(algo: string): boolean {
 export function hashFile(file: string, size: number, algo: string, stallMs = Infinity): Hashing {
   // The worker only streams through a file: a small heap keeps each push's thread cheap.
   const worker = new Worker(WORKER, {
-    workerData: { file, size, algorithm: OPENSSL_NAMES[algo] ?? algo, stallMs, nice: HASH_NICE },
+    workerData: { file, size, algorithm: opensslName(algo), stallMs, nice: HASH_NICE },
     resourceLimits: { maxOldGenerationSizeMb: 8, maxYoungGenerationSizeMb: 2 },
   });
   const result = new Promise<ContentHash>((resolve, reject) => {
