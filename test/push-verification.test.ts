@@ -119,7 +119,7 @@ describe('holdsOurBytes', () => {
 });
 
 describe('hashFile', () => {
-  test("computes Glance's algorithms under hashlib's names, in a worker thread", async () => {
+  test("computes Glance's algorithms under hashlib's names", async () => {
     for (const [glanceName, opensslName] of [['sha512', 'sha512'], ['sha3_256', 'sha3-256'], ['blake2b', 'blake2b512'], ['md5', 'md5']]) {
       const { algo, value } = await hashFile(file.path, data.length, glanceName!).result;
       assert.equal(algo, glanceName);
@@ -138,5 +138,11 @@ describe('hashFile', () => {
 
     const stalled = hashFile(growing, data.length + 1, 'sha512', 200);
     await assert.rejects(stalled.result, /stopped growing/);
+  });
+  test('stops when the push is given up', async () => {
+    const waiting = hashFile(file.path, data.length + 1, 'sha512'); // waits for a byte that never comes
+    await new Promise((r) => setTimeout(r, 100));
+    waiting.abort();
+    await assert.rejects(waiting.result, /given up/);
   });
 });

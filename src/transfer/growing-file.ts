@@ -24,6 +24,8 @@ const READ_CHUNK = 1 << 20;
 export class GrowingFileReader extends Readable {
   #handle: FileHandle | undefined;
   #position = 0;
+  /** Bytes known to be in the file: it is looked at again only when they are used up. */
+  #known = 0;
   #lastProgress = Date.now();
   stalled = false;
 
@@ -53,10 +55,15 @@ export class GrowingFileReader extends Readable {
         this.push(null);
         return;
       }
-      const limit = Math.min(size, allowed(), (await handle.stat()).size);
+      if (this.#position >= this.#known) this.#known = (await handle.stat()).size;
+      const limit = Math.min(size, allowed(), this.#known);
       if (limit > this.#position) {
         const buffer = Buffer.allocUnsafe(Math.min(READ_CHUNK, limit - this.#position));
         const { bytesRead } = await handle.read(buffer, 0, buffer.length, this.#position);
+        if (bytesRead === 0) {
+          this.#known = this.#position; // shorter than it said: look again
+          continue;
+        }
         this.#position += bytesRead;
         this.#lastProgress = Date.now();
         this.push(buffer.subarray(0, bytesRead));
