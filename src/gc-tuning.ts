@@ -2,7 +2,7 @@ import v8 from 'node:v8';
 
 /**
  * V8 flags for a process that moves gigabytes through short-lived buffers. Imported first by
- * main.ts: flags apply to the whole process, workers included.
+ * main.ts, before anything allocates.
  *
  * No incremental marking: V8 counts every ArrayBuffer allocated since the last full GC against
  * the old generation's limit, so once it sets a tight limit (after a quiet spell) it starts

@@ -60,14 +60,13 @@ export class GrowingFileReader extends Readable {
       if (limit > this.#position) {
         const buffer = Buffer.allocUnsafe(Math.min(READ_CHUNK, limit - this.#position));
         const { bytesRead } = await handle.read(buffer, 0, buffer.length, this.#position);
-        if (bytesRead === 0) {
-          this.#known = this.#position; // shorter than it said: look again
-          continue;
+        if (bytesRead > 0) {
+          this.#position += bytesRead;
+          this.#lastProgress = Date.now();
+          this.push(buffer.subarray(0, bytesRead));
+          return;
         }
-        this.#position += bytesRead;
-        this.#lastProgress = Date.now();
-        this.push(buffer.subarray(0, bytesRead));
-        return;
+        this.#known = this.#position; // less than the size said: wait, then look again
       }
       if (Date.now() - this.#lastProgress > stallMs) {
         this.stalled = true;

@@ -62,19 +62,16 @@ async function digestFile(file: string, size: number, algorithm: string, stallMs
     for (let position = 0; position < size; ) {
       signal.throwIfAborted();
       if (position >= known) known = Math.min(size, (await handle.stat()).size);
-      if (position >= known) {
-        if (Date.now() - lastProgress > stallMs) throw new Error('hashing stopped: the file stopped growing');
-        await sleep(POLL_MS); // still arriving
+      const { bytesRead } = position < known ? await handle.read(buffer, 0, Math.min(CHUNK, known - position), position) : { bytesRead: 0 };
+      if (bytesRead > 0) {
+        lastProgress = Date.now();
+        hash.update(buffer.subarray(0, bytesRead));
+        position += bytesRead;
         continue;
       }
-      const { bytesRead } = await handle.read(buffer, 0, Math.min(CHUNK, known - position), position);
-      if (bytesRead === 0) {
-        known = position; // shorter than it said: look again
-        continue;
-      }
-      lastProgress = Date.now();
-      hash.update(buffer.subarray(0, bytesRead));
-      position += bytesRead;
+      known = position; // nothing new yet (or less than the size said): wait, then look again
+      if (Date.now() - lastProgress > stallMs) throw new Error('hashing stopped: the file stopped growing');
+      await sleep(POLL_MS, undefined, { signal }).catch(() => signal.throwIfAborted());
     }
     return hash.digest('hex');
   } finally {
