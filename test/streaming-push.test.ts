@@ -114,6 +114,35 @@ test('the end-of-file check still refuses a streamed upload, and Glance never co
   assert.ok(putsFor(imageId).every((p) => p.bytes < SIZE));
 });
 
+test('a streaming push that learns the image was taken only after the upload completed settles it (never stays pushing)', { timeout: 60_000 }, async () => {
+  const { url, imageId } = await newUpload(gw.url);
+  const head = await fetch(url, { method: 'HEAD', headers: { ...TUS, 'x-auth-token': 'token-a' } }); // the gateway has now seen this token see the image
+  assert.equal(head.status, 200);
+  // The streaming push's look at the image is answered only after the last PATCH: by then the
+  // upload's completion has been handed to that push, and the image became active elsewhere.
+  let gets = 0;
+  let answer!: () => void;
+  const held = new Promise<void>((resolve) => (answer = resolve));
+  glance.beforeGet = async (id) => {
+    if (id === imageId && ++gets === 1) await held;
+  };
+  try {
+    const res = await patchWith(url, 'token-a', 0, SIZE, trickle(file.path, 0, SIZE, MiB, 150).body); // ~2.4 s
+    assert.equal(res.status, 204);
+    assert.equal(gets, 1, 'the streaming push asked Glance for the image while the upload arrived');
+    assert.equal(putsFor(imageId).length, 0);
+    glance.setImage(imageId, { status: 'active', size: 1 }); // someone else's upload won
+    answer();
+    const { status, seen } = await waitForState(gw.url, new URL(url).pathname, 'token-a', ['active', 'failed'], 10_000);
+    assert.equal(status.state, 'failed', `states: ${seen.join(' -> ')}`);
+    assert.equal(status.error?.code, 'image_active_elsewhere');
+    assert.equal(putsFor(imageId).length, 0, 'nothing was sent over the other upload');
+  } finally {
+    glance.beforeGet = undefined;
+    answer();
+  }
+});
+
 test('a gateway restarted mid-stream: Glance goes back to queued; the client resumes and the image ends active', { timeout: 120_000 }, async () => {
   const storage = path.join(dir, 'restart');
   const env = { GLANCE_URL: glance.url, STORAGE_DIR: storage, PUSH_STREAM_STALL_MS: '1000' };

@@ -116,6 +116,8 @@ export class FakeGlance {
   private readonly images = new Map<string, FakeImage>();
   private readonly tokens: Map<string, string>;
   private readonly faults: PutFault[] = [];
+  /** Awaited before answering GET /v2/images/{id}: holds an answer back to open a race. */
+  beforeGet: ((id: string) => Promise<void>) | undefined;
   private readonly sockets = new Set<Socket>();
   private down = false;
 
@@ -220,6 +222,7 @@ export class FakeGlance {
     if (project === undefined) return sendError(res, 401, UNAUTHORIZED);
     if (method === 'POST' && /^\/v2\/images\/?$/.test(path)) return this.create(req, res, project);
     if (method === 'GET' && id && !match[2]) {
+      await this.beforeGet?.(id);
       const img = this.visible(id, project);
       return img ? sendJson(res, 200, view(img)) : sendError(res, 404, `No image found with ID ${id}`);
     }
