@@ -1,8 +1,7 @@
 import { createHash, getHashes } from 'node:crypto';
-import fsp from 'node:fs/promises';
 import { Transform, type TransformCallback } from 'node:stream';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { ContentHash } from '../state/upload-record.js';
+import { GrowingFile } from './growing-file.js';
 
 export interface Hashing {
   /** Glance's name of the algorithm (`os_hash_algo`). */
@@ -18,8 +17,6 @@ export const DEFAULT_ALGO = 'sha512';
 
 /** Bytes hashed per read: long enough to cost little per call, short enough (1 ms) not to hold up the event loop. */
 const CHUNK = 1 << 20;
-/** How often to look again at a file that is still being written. */
-const POLL_MS = 20;
 
 /** Glance names algorithms as Python's hashlib does; OpenSSL names a few of them otherwise. */
 const OPENSSL_NAMES: Record<string, string> = {
@@ -52,30 +49,15 @@ export function hashFile(file: string, size: number, algo: string, stallMs = Inf
   return { algo, result, abort: () => stop.abort(new Error('hashing stopped: the push was given up')) };
 }
 
-async function digestFile(file: string, size: number, algorithm: string, stallMs: number, signal: AbortSignal): Promise<string> {
+async function digestFile(path: string, size: number, algorithm: string, stallMs: number, signal: AbortSignal): Promise<string> {
   const hash = createHash(algorithm);
   const buffer = Buffer.allocUnsafeSlow(CHUNK);
-  const handle = await fsp.open(file, 'r');
+  const file = await GrowingFile.open(path, { size, stallMs, signal });
   try {
-    let lastProgress = Date.now();
-    let known = 0; // bytes known to be in the file: stat only when they are used up
-    for (let position = 0; position < size; ) {
-      signal.throwIfAborted();
-      if (position >= known) known = Math.min(size, (await handle.stat()).size);
-      const { bytesRead } = position < known ? await handle.read(buffer, 0, Math.min(CHUNK, known - position), position) : { bytesRead: 0 };
-      if (bytesRead > 0) {
-        lastProgress = Date.now();
-        hash.update(buffer.subarray(0, bytesRead));
-        position += bytesRead;
-        continue;
-      }
-      known = position; // nothing new yet (or less than the size said): wait, then look again
-      if (Date.now() - lastProgress > stallMs) throw new Error('hashing stopped: the file stopped growing');
-      await sleep(POLL_MS, undefined, { signal }).catch(() => signal.throwIfAborted());
-    }
+    for (let chunk; (chunk = await file.next(() => buffer)); ) hash.update(chunk);
     return hash.digest('hex');
   } finally {
-    await handle.close();
+    await file.close();
   }
 }
 
