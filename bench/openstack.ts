@@ -13,6 +13,8 @@ const TOKEN_MAX_AGE_MS = 20 * 60_000; // Keystone tokens live 1 h; a full bench 
 export interface Stack {
   env: Record<string, string>;
   glanceUrl: string;
+  /** Keystone v3, where the gateway validates tokens. */
+  authUrl: string;
   /** A project-scoped token, re-issued when it gets old. */
   token(): Promise<string>;
   createImage(name: string): Promise<string>;
@@ -82,6 +84,7 @@ export async function openStack(): Promise<Stack> {
   return {
     env,
     glanceUrl,
+    authUrl: env.OS_AUTH_URL!,
     token,
     async createImage(name) {
       const res = await glance('POST', '/v2/images', { name, disk_format: 'raw', container_format: 'bare' });

@@ -10,13 +10,13 @@
 #
 # Progress goes to stderr, the env to stdout (and to $STACK_DIR/env).
 # Knobs: STACK_DIR (default <repo>/.stack), KEYSTONE_PORT, GLANCE_PORT (default: free ports),
-#        KEYSTONE_DB_NAME (default keystone; the PostgreSQL database, dropped on every fresh start).
-# See /work/shared/OPENSTACK.md for why things are done the way they are.
+#        KEYSTONE_DB_NAME (the PostgreSQL database, dropped on every fresh start; by default one
+#        per STACK_DIR, so that a second stack on the machine, a clone's say, never drops this one's).
 set -euo pipefail
 
 REPO_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 STACK_DIR="${STACK_DIR:-$REPO_DIR/.stack}"
-KEYSTONE_DB_NAME="${KEYSTONE_DB_NAME:-keystone}"
+KEYSTONE_DB_NAME="${KEYSTONE_DB_NAME:-keystone_$(printf '%s' "$STACK_DIR" | sha256sum | cut -c1-12)}"
 
 # Fixed, well-known credentials: this stack only ever listens on 127.0.0.1.
 ADMIN_PASSWORD="stack-admin"

@@ -23,6 +23,10 @@ const schema = z.object({
   PUSH_RETRY_MAX_MS: int(1).default(300000),
   PUSH_STREAMING: z.enum(['0', '1']).default('1').transform((v) => v === '1'),
   PUSH_STREAM_STALL_MS: int(1000).default(60000),
+  PUSH_STREAM_MIN_RATE: int(0).default(1048576),
+  PROJECT_MAX_UNFINISHED_UPLOADS: int(1).default(100),
+  PROJECT_MAX_UNFINISHED_BYTES: int(1).default(549755813888),
+  RESERVATION_IDLE_MS: int(1000).default(3600000),
   UPLOAD_EXPIRY_HOURS: z.coerce.number().min(0).default(72),
   SOCKET_IDLE_TIMEOUT_MS: int(1000).default(120000),
   SHUTDOWN_GRACE_MS: int(0).default(10000),
@@ -45,14 +49,18 @@ export interface Config {
   storageDir: string;
   /** Static Glance endpoint, or undefined to take it from each caller's Keystone catalog. */
   glanceUrl: string | undefined;
-  keystone: { authUrl: string; interface: 'public' | 'internal' | 'admin'; region: string | undefined } | undefined;
+  /** Keystone v3: every token is validated there, to learn the project it acts for. */
+  keystone: { authUrl: string; interface: 'public' | 'internal' | 'admin'; region: string | undefined };
   maxUploadSize: number;
+  /** What one project may hold here, and how long an idle upload keeps the space it has not used. */
+  limits: { uploadsPerProject: number; bytesPerProject: number; idleMs: number };
   push: {
     concurrency: number;
     maxAttempts: number;
     retryBaseMs: number;
     retryMaxMs: number;
-    streaming: { enabled: boolean; stallMs: number };
+    /** `minRate`: bytes a second the client must send over each `stallMs` window to keep streaming. */
+    streaming: { enabled: boolean; stallMs: number; minRate: number };
   };
   uploadExpiryMs: number;
   socketIdleTimeoutMs: number;
@@ -66,6 +74,7 @@ export interface Config {
 export class ConfigError extends Error {}
 
 const DEFAULT_GLANCE_URL = 'http://127.0.0.1:9292';
+const DEFAULT_AUTH_URL = 'http://127.0.0.1:5000/v3';
 
 /** Validate the environment; a bad value throws one line that names the variable. */
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
@@ -83,16 +92,19 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     host: e.HOST,
     storageDir: path.resolve(e.STORAGE_DIR),
     glanceUrl: useCatalog ? undefined : (e.GLANCE_URL ?? DEFAULT_GLANCE_URL),
-    keystone: e.OS_AUTH_URL
-      ? { authUrl: e.OS_AUTH_URL, interface: e.OS_INTERFACE, region: e.OS_REGION_NAME }
-      : undefined,
+    keystone: { authUrl: e.OS_AUTH_URL ?? DEFAULT_AUTH_URL, interface: e.OS_INTERFACE, region: e.OS_REGION_NAME },
     maxUploadSize: e.MAX_UPLOAD_SIZE,
+    limits: {
+      uploadsPerProject: e.PROJECT_MAX_UNFINISHED_UPLOADS,
+      bytesPerProject: e.PROJECT_MAX_UNFINISHED_BYTES,
+      idleMs: e.RESERVATION_IDLE_MS,
+    },
     push: {
       concurrency: e.PUSH_CONCURRENCY,
       maxAttempts: e.PUSH_MAX_ATTEMPTS,
       retryBaseMs: e.PUSH_RETRY_BASE_MS,
       retryMaxMs: e.PUSH_RETRY_MAX_MS,
-      streaming: { enabled: e.PUSH_STREAMING, stallMs: e.PUSH_STREAM_STALL_MS },
+      streaming: { enabled: e.PUSH_STREAMING, stallMs: e.PUSH_STREAM_STALL_MS, minRate: e.PUSH_STREAM_MIN_RATE },
     },
     uploadExpiryMs: e.UPLOAD_EXPIRY_HOURS * 3600_000,
     socketIdleTimeoutMs: e.SOCKET_IDLE_TIMEOUT_MS,

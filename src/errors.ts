@@ -38,6 +38,10 @@ export class InvalidMetadataError extends GatewayError {
 export class InsufficientStorageError extends GatewayError {
   readonly code = 'insufficient_storage';
 }
+/** A project's share of the gateway (unfinished uploads, or the bytes they declare) is used up. */
+export class QuotaExceededError extends GatewayError {
+  readonly code = 'quota_exceeded';
+}
 export class ContentMismatchError extends GatewayError {
   readonly code = 'content_mismatch';
 }
@@ -76,6 +80,7 @@ const STATUS = new Map<abstract new (...args: never[]) => GatewayError, number>(
   [ContentTypeError, 415],
   [ContentMismatchError, 415],
   [InsufficientStorageError, 507],
+  [QuotaExceededError, 413],
   [GlanceUnreachableError, 502],
 ]);
 

@@ -6,10 +6,14 @@ import { MemoryLocker } from '@tus/server';
 import type { Config } from './config.js';
 import { GlanceClient } from './glance/client.js';
 import { CatalogEndpoint, StaticEndpoint, type EndpointResolver } from './glance/endpoint.js';
+import { Keystone } from './glance/keystone.js';
 import { createApp } from './http/app.js';
 import { ContentGuard } from './ingest/content-guard.js';
+import { inspectStored } from './ingest/content/inspect.js';
+import { freeBytes } from './ingest/disk-space.js';
 import { IngestFileStore } from './ingest/file-store.js';
 import { Preflight } from './ingest/preflight.js';
+import { Reservations } from './ingest/reservations.js';
 import { createTusServer, TUS_PATH } from './ingest/tus-server.js';
 import { Uploads } from './ingest/uploads.js';
 import type { Logger } from './logger.js';
@@ -41,9 +45,11 @@ export async function createGateway(config: Config, logger: Logger): Promise<Gat
   const store = await FileStateStore.open(path.join(config.storageDir, 'state'), events);
   const tokens = new TokenVault();
   const glance = new GlanceClient();
+  const keystone = new Keystone(config.keystone.authUrl);
   const endpoints: EndpointResolver = config.glanceUrl
     ? new StaticEndpoint(config.glanceUrl)
-    : new CatalogEndpoint(config.keystone!.authUrl, config.keystone!.interface, config.keystone!.region);
+    : new CatalogEndpoint(config.keystone.interface, config.keystone.region);
+  const reservations = new Reservations(() => freeBytes(uploadsDir), config.limits);
 
   // Removals (terminated, expired, refused) reach the upload records through this late-bound callback.
   let uploads: Uploads | undefined;
@@ -52,6 +58,8 @@ export async function createGateway(config: Config, logger: Logger): Promise<Gat
     expiryMs: config.uploadExpiryMs,
     onRemoved: (id) => uploads!.forget(id),
     onWritten: (bytes) => metrics.bytesReceived(bytes), // writes start once the server listens
+    beforeWrite: (id) => reservations.resume(id),
+    onStored: (id, offset) => uploads!.stored(id, offset),
   });
   const guard = new ContentGuard({
     describe: async (id) => {
@@ -62,10 +70,15 @@ export async function createGateway(config: Config, logger: Logger): Promise<Gat
     discard: (id) => files.remove(id),
   });
   files.guard = guard;
-  const pusher = new Pusher({ store, tokens, glance, files, events, logger }, config.push);
-  uploads = new Uploads({ store, events, guard, tokens, glance, files, pusher, logger, storageDir: config.storageDir });
+  // A disk_format switched in Glance after the upload: the whole stored file is judged again.
+  const recheck = async (id: string, diskFormat: string, size: number) => {
+    const verdict = await inspectStored(diskFormat, size, (start, length) => files.readRange(id, start, length));
+    return verdict.kind === 'reject' ? verdict.reason : null;
+  };
+  const pusher = new Pusher({ store, tokens, glance, files, events, logger, recheck }, config.push);
+  uploads = new Uploads({ store, events, guard, tokens, glance, keystone, files, pusher, reservations, logger });
 
-  const preflight = new Preflight({ glance, endpoints, spareBytes: () => uploads!.spareBytes() });
+  const preflight = new Preflight({ glance, keystone, endpoints, reservations });
   const tus = createTusServer({
     files,
     locker: new MemoryLocker(), // one process; a shared locker goes here for several instances
@@ -82,8 +95,11 @@ export async function createGateway(config: Config, logger: Logger): Promise<Gat
       await fsp.writeFile(probe, 'ok');
       await fsp.rm(probe);
     },
-    // In catalog mode there is no fixed Glance to ask: Keystone answering is the signal.
-    glance: () => glance.ping(config.glanceUrl ? `${config.glanceUrl}/versions` : config.keystone!.authUrl),
+    // Every request needs Keystone; in catalog mode there is no fixed Glance to ask besides.
+    glance: async () => {
+      await glance.ping(config.keystone.authUrl);
+      if (config.glanceUrl) await glance.ping(`${config.glanceUrl}/versions`);
+    },
   };
   const server = http.createServer();
   const metrics = new Metrics({ events, queueDepth: () => pusher.queueDepth, server });
@@ -98,6 +114,7 @@ export async function createGateway(config: Config, logger: Logger): Promise<Gat
     logger,
     allowedOrigins: config.allowedOrigins,
     ui: config.ui,
+    socketIdleTimeoutMs: config.socketIdleTimeoutMs,
   });
   server.on('request', app);
   // A PATCH of many GB is one long request: no total limit, only an idle one.
@@ -129,6 +146,7 @@ export async function createGateway(config: Config, logger: Logger): Promise<Gat
       }),
     close: async () => {
       clearInterval(sweep);
+      reservations.close();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       events.shutdown(); // event streams end now rather than hold the grace period
       server.closeIdleConnections();
@@ -136,7 +154,7 @@ export async function createGateway(config: Config, logger: Logger): Promise<Gat
       pusher.close();
       await closed;
       clearTimeout(grace);
-      await glance.close();
+      await Promise.all([glance.close(), keystone.close()]);
     },
   };
 }

@@ -1,4 +1,4 @@
-// Issue 4, bad input: every case gets its status and body; none crashes, leaks a stack, or harms another upload.
+// Every case gets its status and body; none crashes, leaks a stack, or harms another upload.
 import assert from 'node:assert/strict';
 import fsp from 'node:fs/promises';
 import net from 'node:net';

@@ -235,7 +235,7 @@ test('a token from Keystone (password), never printed', async () => {
     assert.equal(run.code, 0, run.stderr);
     assert.deepEqual(body.auth?.identity?.methods, ['password']);
     assert.deepEqual(body.auth?.scope, { project: { name: 'demo', domain: { name: 'Default' } } });
-    assert.match(run.stdout, new RegExp(`image_id ${image.id}\nchecksum [0-9a-f]{32}\n`));
+    assert.match(run.stdout, new RegExp(`image_id ${image.id}\nchecksum [0-9a-f]{32}\nverified sha512 [0-9a-f]{128}\n`));
     assert.ok(!run.stdout.includes('token-a') && !run.stderr.includes('token-a'), 'the token is never printed');
     for (const f of await fsp.readdir(path.dirname(env.GLANCE_UPLOAD_STATE!))) {
       const content = await fsp.readFile(path.join(path.dirname(env.GLANCE_UPLOAD_STATE!), f), 'utf8').catch(() => '');
@@ -243,5 +243,188 @@ test('a token from Keystone (password), never printed', async () => {
     }
   } finally {
     await new Promise<void>((r) => keystone.close(() => r()));
+  }
+});
+
+/**
+ * Start the CLI through a slowed link and SIGKILL it once `bytes` reached the gateway:
+ * a partial upload the state file remembers. Returns the upload's id. Later runs use the same
+ * proxy URL, unslowed: the gateway URL is part of what the CLI resumes.
+ */
+async function killedPartWay(args: string[], env: Record<string, string>, proxy: TcpProxy, bytes = 4 * MiB): Promise<string> {
+  proxy.setRate(4 * MiB);
+  const run = runCli([...args, '--gateway', proxy.url, '--chunk-size', '1MiB'], env);
+  try {
+    const uploadUrl = await until('the upload URL in the state file', async () => (await storedUploadUrls(env.GLANCE_UPLOAD_STATE!))[0]);
+    const id = uploadUrl.split('/').pop()!;
+    await until(`${bytes} bytes on the gateway`, async () => ((await headOffset(id)) >= bytes ? true : undefined));
+    return id;
+  } finally {
+    run.child.kill('SIGKILL');
+    await run.done;
+    proxy.setRate(null);
+  }
+}
+
+/** A whole-second mtime, which utimes can give back exactly (a Date holds only milliseconds). */
+async function wholeSecondMtime(file: string): Promise<void> {
+  const when = new Date(Math.floor(Date.now() / 1000) * 1000 - 60_000);
+  await fsp.utimes(file, when, when);
+}
+
+/** Put `replacement`'s bytes into `file` in place, then give `file` back its size and mtime. */
+async function replaceKeepingMtime(file: string, replacement: string): Promise<void> {
+  const before = await fsp.stat(file, { bigint: true });
+  await fsp.copyFile(replacement, file);
+  await fsp.utimes(file, new Date(Number(before.atimeMs)), new Date(Number(before.mtimeMs)));
+  const after = await fsp.stat(file, { bigint: true });
+  assert.equal(after.size, before.size);
+  assert.equal(after.mtimeNs, before.mtimeNs, 'the same mtime to the nanosecond');
+  assert.equal(after.ino, before.ino, 'the same inode');
+}
+
+test('the same file sent to two images: each gets its own upload, both end active with the file\'s hashes', async () => {
+  const file = await makeFile(dir, 'two-images.raw', 16 * MiB);
+  const hashes = await glanceHashes(file.path);
+  const first = glance.createImage('project-a');
+  const second = glance.createImage('project-a');
+  const env = await cliEnv();
+  const proxy = await TcpProxy.start(gw.url);
+  try {
+    const firstId = await killedPartWay([file.path, '--image-id', first.id], env, proxy);
+
+    const other = await runCli([file.path, '--image-id', second.id, '--gateway', proxy.url, '--json'], env).done;
+    assert.equal(other.code, 0, other.stderr);
+    assert.doesNotMatch(other.stderr, /resuming .* at byte/);
+    const otherResult = JSON.parse(other.stdout) as JsonResult;
+    assert.equal(otherResult.imageId, second.id);
+    assert.notEqual(otherResult.uploadId, firstId, 'the second image did not take over the first image\'s upload');
+
+    const verified = (JSON.parse(other.stdout) as { verified: unknown }).verified;
+    assert.deepEqual(verified, { algo: 'sha512', value: hashes.sha512 }, 'the image was checked against the file');
+
+    const again = await runCli([file.path, '--image-id', first.id, '--gateway', proxy.url, '--json'], env).done;
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stderr, new RegExp(`resuming .*${firstId} at byte \\d+`), 'the first image\'s own upload still resumes');
+    assert.equal((JSON.parse(again.stdout) as JsonResult).imageId, first.id);
+
+    for (const image of [first, second]) {
+      const stored = glance.image(image.id);
+      assert.equal(stored?.status, 'active');
+      assert.equal(stored?.checksum, hashes.md5);
+      assert.equal(stored?.os_hash_value, hashes.sha512);
+    }
+  } finally {
+    await proxy.stop();
+  }
+});
+
+test('a file replaced by another of the same size and mtime is not resumed: the new image holds exactly the new file', async () => {
+  const file = await makeFile(dir, 'replaced.raw', 16 * MiB);
+  const replacement = await makeFile(dir, 'replacement.raw', 16 * MiB);
+  await wholeSecondMtime(file.path);
+  const env = await cliEnv();
+  const args = [file.path, '--name', 'cli-replaced', '--disk-format', 'raw'];
+  const proxy = await TcpProxy.start(gw.url);
+  try {
+    const oldId = await killedPartWay(args, env, proxy);
+    await replaceKeepingMtime(file.path, replacement.path);
+
+    const run = await runCli([...args, '--gateway', proxy.url, '--json'], env).done;
+    assert.equal(run.code, 0, run.stderr);
+    assert.doesNotMatch(run.stderr, /resuming .* at byte/);
+    const result = JSON.parse(run.stdout) as JsonResult;
+    assert.notEqual(result.uploadId, oldId);
+    const expected = await glanceHashes(replacement.path);
+    const image = glance.image(result.imageId);
+    assert.equal(image?.status, 'active');
+    assert.equal(image?.checksum, expected.md5);
+    assert.equal(image?.os_hash_value, expected.sha512);
+    assert.equal(glance.puts.find((p) => p.imageId === result.imageId && p.status === 204)?.sha256, replacement.sha256);
+  } finally {
+    await proxy.stop();
+  }
+});
+
+test('--restart after a replaced file terminates the stale upload and uploads the new file from scratch', async () => {
+  const file = await makeFile(dir, 'restart.raw', 16 * MiB);
+  const replacement = await makeFile(dir, 'restart-new.raw', 16 * MiB);
+  await wholeSecondMtime(file.path);
+  const image = glance.createImage('project-a');
+  const env = await cliEnv();
+  const args = [file.path, '--image-id', image.id];
+  const proxy = await TcpProxy.start(gw.url);
+  try {
+    const oldId = await killedPartWay(args, env, proxy);
+    await replaceKeepingMtime(file.path, replacement.path);
+
+    // Without --restart: the gateway keeps the image for the stale upload, and the CLI says how out.
+    const refused = await runCli([...args, '--gateway', proxy.url], env).done;
+    assert.equal(refused.code, 1, refused.stderr);
+    assert.match(refused.stderr, /already has an upload in progress|is saving, not queued/);
+    assert.match(refused.stderr, /earlier upload by this client.*with --restart/);
+    assert.deepEqual(await uploadIdsForImage(gw.storageDir, image.id), [oldId], 'the stale upload is left alone');
+
+    const run = await runCli([...args, '--gateway', proxy.url, '--restart', '--json'], env).done;
+    assert.equal(run.code, 0, run.stderr);
+    const result = JSON.parse(run.stdout) as JsonResult;
+    assert.notEqual(result.uploadId, oldId);
+    const head = await fetch(`${gw.url}/files/${oldId}`, { method: 'HEAD', headers: { ...TUS, 'x-auth-token': 'token-a' } });
+    assert.equal(head.status, 404, 'the stale upload was terminated');
+    assert.deepEqual(await uploadIdsForImage(gw.storageDir, image.id), [result.uploadId]);
+    const expected = await glanceHashes(replacement.path);
+    assert.equal(glance.image(image.id)?.os_hash_value, expected.sha512);
+    assert.deepEqual(await storedUploadUrls(env.GLANCE_UPLOAD_STATE!), [], 'the stale upload is forgotten');
+  } finally {
+    await proxy.stop();
+  }
+});
+
+test('a file changed during the upload: exit 1, naming Glance\'s digest and the file\'s', async () => {
+  const file = await makeFile(dir, 'changed.raw', 16 * MiB);
+  const image = glance.createImage('project-a');
+  const proxy = await TcpProxy.start(gw.url);
+  try {
+    proxy.setRate(4 * MiB);
+    const run = runCli([file.path, '--image-id', image.id, '--gateway', proxy.url, '--chunk-size', '1MiB', '--json'], await cliEnv());
+    await until('4 MiB on the gateway', async () => {
+      const ids = await uploadIdsForImage(gw.storageDir, image.id);
+      return ids[0] && (await headOffset(ids[0])) >= 4 * MiB ? true : undefined;
+    });
+    // Bytes already sent change on disk: the image keeps the old ones.
+    const fh = await fsp.open(file.path, 'r+');
+    await fh.write(Buffer.alloc(MiB, 0x5a), 0, MiB, 0);
+    await fh.close();
+    proxy.setRate(null);
+
+    const result = await run.done;
+    assert.equal(result.code, 1, result.stderr);
+    const local = await glanceHashes(file.path);
+    const glanceHash = glance.image(image.id)?.os_hash_value;
+    assert.ok(glanceHash && glanceHash !== local.sha512);
+    assert.match(result.stderr, /differ/);
+    assert.ok(result.stderr.includes(glanceHash), 'names Glance\'s digest');
+    assert.ok(result.stderr.includes(local.sha512), 'names the file\'s digest');
+    const json = JSON.parse(result.stdout) as JsonResult & { verified: unknown };
+    assert.equal(json.verified, null);
+  } finally {
+    await proxy.stop();
+  }
+});
+
+test('a Glance without multihash: the image is checked against the file by its MD5 checksum', async () => {
+  const oldGlance = await FakeGlance.start({ hashingAlgorithm: null });
+  const oldGw = await startGateway({ GLANCE_URL: oldGlance.url });
+  try {
+    const file = await makeFile(dir, 'md5-only.raw', 2 * MiB);
+    const image = oldGlance.createImage('project-a');
+    const run = await runCli([file.path, '--image-id', image.id, '--gateway', oldGw.url, '--json'], await cliEnv()).done;
+    assert.equal(run.code, 0, run.stderr);
+    const result = JSON.parse(run.stdout) as JsonResult & { verified: unknown };
+    assert.equal(result.os_hash_value, null);
+    assert.deepEqual(result.verified, { algo: 'md5', value: (await glanceHashes(file.path)).md5 });
+  } finally {
+    await oldGw.close();
+    await oldGlance.stop();
   }
 });

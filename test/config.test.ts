@@ -12,9 +12,11 @@ test('defaults are the contract table', () => {
   assert.equal(config.host, '0.0.0.0');
   assert.equal(config.storageDir, path.resolve('./storage'));
   assert.equal(config.glanceUrl, 'http://127.0.0.1:9292');
-  assert.equal(config.keystone, undefined);
+  assert.deepEqual(config.keystone, { authUrl: 'http://127.0.0.1:5000/v3', interface: 'public', region: undefined });
+  assert.deepEqual(config.limits, { uploadsPerProject: 100, bytesPerProject: 549755813888, idleMs: 3600000 });
   assert.equal(config.maxUploadSize, 137438953472);
   assert.equal(config.push.concurrency, 2);
+  assert.equal(config.push.streaming.minRate, 1048576);
   assert.equal(config.allowedOrigins, undefined);
   assert.equal(config.logLevel, 'info');
 });
@@ -41,6 +43,8 @@ for (const [name, value] of [
   ['OS_AUTH_URL', 'keystone'],
   ['MAX_UPLOAD_SIZE', '-5'],
   ['PUSH_CONCURRENCY', '0'],
+  ['PUSH_STREAM_MIN_RATE', '-1'],
+  ['PUSH_STREAM_MIN_RATE', '1MiB'],
   ['LOG_LEVEL', 'loud'],
   ['OS_INTERFACE', 'private'],
 ] as const) {

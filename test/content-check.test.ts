@@ -1,4 +1,4 @@
-// Issue 2, acceptance 4: the first bytes are matched against disk_format; a refusal is 415 and removes the upload.
+// The first bytes are matched against disk_format, and the whole file once complete; a refusal is 415 and removes the upload.
 import assert from 'node:assert/strict';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
@@ -7,7 +7,7 @@ import { FakeGlance } from './support/fake-glance.js';
 import { listFiles, makeFile, MiB } from './support/files.js';
 import { startGateway, tempDir, waitForState, type TestGateway } from './support/gateway.js';
 import { create, meta, TUS } from './support/http.js';
-import { qemuImg } from './support/qemu.js';
+import { differencingVhd, qemuImg, vhdxWithParent } from './support/qemu.js';
 import { tusUpload } from './support/tus.js';
 
 let glance: FakeGlance;
@@ -33,8 +33,8 @@ after(async () => {
 });
 
 /** Create an upload for a new image of `diskFormat` and send the whole file in one PATCH. */
-async function sendAs(file: string, diskFormat: string) {
-  const body = await fsp.readFile(file);
+async function sendAs(file: string | Buffer, diskFormat: string) {
+  const body = typeof file === 'string' ? await fsp.readFile(file) : file;
   const image = glance.createImage('project-a', { disk_format: diskFormat, container_format: 'bare' });
   const created = await create(gw.url, {
     'x-auth-token': 'token-a',
@@ -49,7 +49,7 @@ async function sendAs(file: string, diskFormat: string) {
     body,
   });
   const json = (await patch.json().catch(() => null)) as { error?: { code: string; message: string } } | null;
-  return { uploadUrl, status: patch.status, json, headers: patch.headers };
+  return { uploadUrl, imageId: image.id, status: patch.status, json, headers: patch.headers };
 }
 
 async function assertRemoved(uploadUrl: string): Promise<void> {
@@ -97,6 +97,64 @@ test('a real qcow2 declared qcow2 passes and ends active', async () => {
   assert.equal(status.state, 'active');
 });
 
+/** A 415 naming `reason`, the upload gone, and nothing of it in Glance. */
+async function assertRefused(res: Awaited<ReturnType<typeof sendAs>>, reason: RegExp): Promise<void> {
+  assert.equal(res.status, 415);
+  assert.equal(res.json?.error?.code, 'content_mismatch');
+  assert.match(res.json!.error!.message, reason);
+  await assertRemoved(res.uploadUrl);
+  // A streaming push may have begun (and been cut off) once bytes passed the head: it never completes.
+  assert.notEqual(glance.image(res.imageId)?.status, 'active', 'never active');
+  assert.deepEqual(glance.puts.filter((p) => p.imageId === res.imageId && p.completed), [], 'nothing pushed');
+}
+
+/** qemu-img's output in the test directory, read back. */
+async function made(name: string, ...args: string[]): Promise<Buffer> {
+  qemuImg('create', ...args, path.join(dir, name), '1M');
+  return fsp.readFile(path.join(dir, name));
+}
+
+const HOST_FILE_DESCRIPTOR =
+  '# Disk DescriptorFile\nversion=1\nCID=fffffffe\nparentCID=ffffffff\ncreateType="monolithicFlat"\n\n' +
+  'RW 2048 FLAT "/etc/passwd" 0\n';
+
+test('a vmdk descriptor naming a host file, declared vmdk -> 415', async () => {
+  await assertRefused(await sendAs(Buffer.from(HOST_FILE_DESCRIPTOR), 'vmdk'), /vmdk is a text descriptor only/);
+});
+
+test('a sparse vmdk with a parent -> 415', async () => {
+  await made('base.vmdk', '-f', 'vmdk');
+  const child = await made('child.vmdk', '-f', 'vmdk', '-b', path.join(dir, 'base.vmdk'), '-F', 'vmdk');
+  await assertRefused(await sendAs(child, 'vmdk'), /vmdk image has a parent \(parentFileNameHint\)/);
+});
+
+test('a vmdk descriptor without the "# Disk DescriptorFile" line, declared raw -> 415', async () => {
+  const body = Buffer.concat([Buffer.from('# made by hand\nversion=1\nRW 2048 FLAT "/etc/passwd" 0\n'), Buffer.alloc(64 * 1024)]);
+  await assertRefused(await sendAs(body, 'raw'), /data is vmdk but disk_format is raw/);
+});
+
+test('a qed with a backing file -> 415', async () => {
+  await made('base.qed', '-f', 'qed');
+  const child = await made('child.qed', '-f', 'qed', '-b', path.join(dir, 'base.qed'), '-F', 'qed');
+  await assertRefused(await sendAs(child, 'qed'), /qed image has a backing file/);
+});
+
+test('a differencing vhd -> 415', async () => {
+  await assertRefused(await sendAs(differencingVhd(await made('dynamic.vhd', '-f', 'vpc')), 'vhd'), /differencing disk: it has a parent/);
+});
+
+test('a vhdx with a parent passes the head and is refused when complete: 415, never active, nothing pushed', async () => {
+  const child = vhdxWithParent(await made('plain.vhdx', '-f', 'vhdx'));
+  await assertRefused(await sendAs(child, 'vhdx'), /vhdx image has a parent/);
+});
+
+test('a fixed vhd larger than the head passes on its real footer and ends active', async () => {
+  const res = await sendAs(await made('fixed.vhd', '-f', 'vpc', '-o', 'subformat=fixed'), 'vhd');
+  assert.equal(res.status, 204);
+  const { status } = await waitForState(gw.url, new URL(res.uploadUrl).pathname, 'token-a', ['active', 'failed']);
+  assert.equal(status.state, 'active');
+});
+
 async function patch(uploadUrl: string, offset: number, body: Buffer): Promise<number> {
   const res = await fetch(uploadUrl, {
     method: 'PATCH',
@@ -119,6 +177,21 @@ test('the head is judged across PATCHes: a 4-byte first PATCH is held open, the 
   assert.equal(await patch(uploadUrl, 0, body.subarray(0, 4)), 204, 'the magic alone cannot decide yet');
   assert.equal(await patch(uploadUrl, 4, body.subarray(4)), 415, 'the backing file shows in the next bytes');
   await assertRemoved(uploadUrl);
+});
+
+test('vhdx in PATCHes: one with a parent is refused by the PATCH that stores its metadata; a plain one ends active', async () => {
+  const plain = await made('early.vhdx', '-f', 'vhdx');
+  const child = vhdxWithParent(plain);
+  const refused = await createFor(child, 'vhdx');
+  assert.equal(await patch(refused, 0, child.subarray(0, 1 * MiB)), 204, 'the metadata (at 3 MiB) is not there yet');
+  assert.equal(await patch(refused, 1 * MiB, child.subarray(1 * MiB, 4 * MiB)), 415, 'refused before the rest is sent');
+  await assertRemoved(refused);
+
+  const passed = await createFor(plain, 'vhdx');
+  assert.equal(await patch(passed, 0, plain.subarray(0, 4 * MiB)), 204);
+  assert.equal(await patch(passed, 4 * MiB, plain.subarray(4 * MiB)), 204);
+  const { status } = await waitForState(gw.url, new URL(passed).pathname, 'token-a', ['active', 'failed']);
+  assert.equal(status.state, 'active');
 });
 
 test('a real qcow2 sent in tiny first PATCHes passes', async () => {

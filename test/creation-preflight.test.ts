@@ -1,4 +1,4 @@
-// Issue 2, acceptance 3: every row of the contract's creation table, and nothing stored for a refusal.
+// Every row of the creation table, and nothing stored for a refusal.
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, test } from 'node:test';

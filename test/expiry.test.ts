@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { FakeGlance } from './support/fake-glance.js';
+import { FakeGlance, type PutFault } from './support/fake-glance.js';
 import { listFiles, makeFile, MiB } from './support/files.js';
 import { startGateway, tempDir, waitForState, type TestGateway } from './support/gateway.js';
 import { create, meta, TUS } from './support/http.js';
@@ -59,28 +59,41 @@ test('an upload still receiving is not expired: the expiry counts from the last 
   }
 });
 
-test('a complete upload waiting for its push is never removed; failed and active ones are', { timeout: 30_000 }, async () => {
+test('an upload waiting for a push slot stays; one waiting for a token that never came goes, like failed and active ones', { timeout: 60_000 }, async () => {
   const file = await makeFile(await tempDir(), 'disk.raw', 1 * MiB);
-  const upload = async (fault?: { kind: 'status'; status: number }) => {
+  const upload = async (fault?: PutFault) => {
     const image = glance.createImage('project-a');
     if (fault) glance.failNextPuts(fault);
     const { uploadUrl } = await tusUpload(gw.url, file.path, { token: 'token-a', metadata: { image_id: image.id } });
     return new URL(uploadUrl).pathname;
   };
-  const waiting = await upload({ kind: 'status', status: 401 });
+  const abandoned = await upload({ kind: 'status', status: 401 });
   const failed = await upload({ kind: 'status', status: 403 });
   const active = await upload();
   await waitForState(gw.url, failed, 'token-a', 'failed');
   await waitForState(gw.url, active, 'token-a', 'active');
-  const waitingId = waiting.split('/').pop()!;
-  while ((await gw.gateway.uploads.status(waitingId)).state !== 'awaiting_token') await sleep(20);
+  const abandonedId = abandoned.split('/').pop()!;
+  while ((await gw.gateway.uploads.status(abandonedId)).state !== 'awaiting_token') await sleep(20);
+  // Both push slots busy with slow pushes: the next upload waits in `queued` for longer than the expiry.
+  const slow = { kind: 'slow', bytesPerSecond: 200 * 1024 } as const;
+  await upload(slow);
+  await upload(slow);
+  const queuedId = (await upload()).split('/').pop()!;
 
   await sleep(EXPIRY_MS * 3);
-  assert.equal((await gw.gateway.uploads.status(waitingId)).state, 'awaiting_token', 'the waiting upload is still there');
-  assert.equal((await stored(waitingId)).length, 2, 'with its data and info');
-  for (const gone of [failed, active]) {
+  assert.equal((await gw.gateway.uploads.status(queuedId)).state, 'queued', 'the upload waiting for a slot is still there');
+  assert.equal((await stored(queuedId)).length, 2, 'with its data and info');
+  for (const gone of [abandoned, failed, active]) {
     const id = gone.split('/').pop()!;
     assert.equal(await gw.gateway.uploads.record(id), undefined, `${gone} removed`);
     assert.deepEqual(await stored(id), []);
   }
+});
+
+test('an image the gateway created for an upload that expired is deleted', { timeout: 30_000 }, async () => {
+  const res = await create(gw.url, { 'x-auth-token': 'token-a', 'upload-length': '100', 'upload-metadata': meta({ name: 'never finished', disk_format: 'raw' }) });
+  assert.equal(res.status, 201);
+  const imageId = res.headers.get('glance-image-id')!;
+  await sleep(EXPIRY_MS * 3);
+  assert.equal(glance.image(imageId)?.status, 'deleted');
 });

@@ -1,4 +1,4 @@
-// Issue 6: /metrics in Prometheus text, counting what the gateway does.
+// /metrics in Prometheus text, counting what the gateway does.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { FakeGlance } from './support/fake-glance.js';

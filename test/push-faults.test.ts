@@ -1,4 +1,4 @@
-// Issue 2, acceptance 5: Glance's answers to the push, mapped to the contract's states.
+// Glance's answers to the push, mapped to the states.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { UploadState } from '../src/state/upload-record.js';
@@ -171,13 +171,14 @@ test('a Glance that stays down ends failed after the retry budget; POST /push st
 });
 
 test("a watcher's token (status, events) does not replace the uploader's push token", async () => {
-  const image = glance.createImage('project-a', { visibility: 'public' }); // project-b can see it too
+  glance.addToken('token-a-watcher', 'project-a');
+  const image = glance.createImage('project-a', { visibility: 'public' });
   glance.failNextPuts({ kind: 'status', status: 503, bytesPerSecond: 8 * MiB });
   const { uploadUrl } = await tusUpload(gw.url, file.path, { token: 'token-a', metadata: { image_id: image.id } });
   const path = new URL(uploadUrl).pathname;
-  const watched = await fetch(new URL(`${path}/status`, gw.url), { headers: { 'x-auth-token': 'token-b' } });
-  assert.equal(watched.status, 200, 'project-b may watch a public image');
-  const { status } = await waitForState(gw.url, path, 'token-b', ['active', 'failed']);
+  const outsider = await fetch(new URL(`${path}/status`, gw.url), { headers: { 'x-auth-token': 'token-b' } });
+  assert.equal(outsider.status, 404, 'another project does not watch, even a public image');
+  const { status } = await waitForState(gw.url, path, 'token-a-watcher', ['active', 'failed']);
   assert.equal(status.state, 'active');
   assert.deepEqual(putsFor(image.id).map((p) => p.token), ['token-a', 'token-a']);
 });

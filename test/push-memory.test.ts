@@ -1,4 +1,4 @@
-// Issue 2, acceptance 6: a 1 GiB upload and push hold the gateway's memory flat.
+// A 1 GiB upload and push hold the gateway's memory flat.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';

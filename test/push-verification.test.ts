@@ -1,4 +1,4 @@
-// Issue 5: the push proves Glance's bytes with one digest, the one Glance computes itself
+// The push proves Glance's bytes with one digest, the one Glance computes itself
 // (its multihash, or the MD5 checksum of a Glance that has none), and learns which one that is.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';

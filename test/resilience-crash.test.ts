@@ -1,4 +1,4 @@
-// Issue 4, faults 2, 3 and 7: the gateway killed (SIGKILL) or stopped (SIGTERM) mid-PATCH and mid-push.
+// The gateway killed (SIGKILL) or stopped (SIGTERM) mid-PATCH and mid-push.
 import assert from 'node:assert/strict';
 import fsp from 'node:fs/promises';
 import path from 'node:path';

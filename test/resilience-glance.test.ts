@@ -1,9 +1,10 @@
-// Issue 4, fault 4: Glance going away mid-push, briefly or for good.
+// Glance going away mid-push, briefly or for good.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { FakeGlance } from './support/fake-glance.js';
 import { makeFile, MiB } from './support/files.js';
 import { startGateway, tempDir, waitForState, type TestGateway } from './support/gateway.js';
+import { create, meta, TUS } from './support/http.js';
 import { tusUpload } from './support/tus.js';
 
 let glance: FakeGlance;
@@ -59,4 +60,28 @@ test('a Glance that stays down past the retry budget: failed with a clear error;
   const { status } = await waitForState(gw.url, path, 'token-a', ['active', 'failed']);
   assert.equal(status.state, 'active');
   assert.equal(glance.puts.filter((p) => p.imageId === image.id).at(-1)!.sha256, file.sha256);
+});
+
+test('while Glance hangs, HEAD and PATCH of an upload answer at once: its owner is known without Glance', { timeout: 30_000 }, async () => {
+  const image = glance.createImage('project-a');
+  const created = await create(gw.url, { 'x-auth-token': 'token-a', 'upload-length': '20', 'upload-metadata': meta({ image_id: image.id }) });
+  assert.equal(created.status, 201);
+  const url = new URL(created.headers.get('location')!, gw.url);
+  const held: (() => void)[] = [];
+  glance.beforeGet = () => new Promise<void>((resolve) => held.push(resolve));
+  try {
+    const headers = { ...TUS, 'x-auth-token': 'token-a' };
+    const patch = await fetch(url, {
+      method: 'PATCH',
+      headers: { ...headers, 'upload-offset': '0', 'content-type': 'application/offset+octet-stream' },
+      body: Buffer.alloc(10),
+      signal: AbortSignal.timeout(5000),
+    });
+    assert.equal(patch.status, 204);
+    const head = await fetch(url, { method: 'HEAD', headers, signal: AbortSignal.timeout(5000) });
+    assert.equal(head.headers.get('upload-offset'), '10');
+  } finally {
+    glance.beforeGet = undefined;
+    for (const release of held) release();
+  }
 });

@@ -1,4 +1,4 @@
-// Issue 4, fault 1: a flaky client link that drops every 8-32 MiB and stalls for seconds now and then.
+// A flaky client link that drops every 8-32 MiB and stalls for seconds now and then.
 import assert from 'node:assert/strict';
 import fsp from 'node:fs/promises';
 import { after, before, test } from 'node:test';

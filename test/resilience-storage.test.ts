@@ -1,4 +1,4 @@
-// Issue 4, faults 5 and 6: a disk that fills up, and two clients writing the same upload at once.
+// A disk that fills up, and two clients writing the same upload at once.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fsp from 'node:fs/promises';

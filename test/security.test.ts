@@ -1,6 +1,8 @@
-// Issue 4, security: tokens never reach a log or the disk, ids are unguessable, CORS only for listed origins.
+// Tokens never reach a log or the disk, ids are unguessable, CORS only for listed origins.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { FakeGlance } from './support/fake-glance.js';
 import { assertNoToken, makeFile, MiB, walk } from './support/files.js';
@@ -98,4 +100,50 @@ test('CORS: any other origin gets no CORS header at all', async () => {
   assert.equal(head.headers.get('access-control-allow-origin'), null);
   const health = await fetch(`${gw.url}/healthz`, { headers: { origin: evil } });
   assert.equal(health.headers.get('access-control-allow-origin'), null);
+});
+
+test('a token that Glance echoes in its error messages reaches no log line, no stored file and no status answer', { timeout: 60_000 }, async () => {
+  const token = `gAAAAA${randomBytes(150).toString('base64url')}`; // shaped like a Keystone Fernet token
+  glance.addToken(token, 'project-a');
+  const file = await makeFile(await tempDir('gw-sec-echo-'), 'disk.raw', 1 * MiB);
+  // A 5xx (retried, so logged and stored as the last error) and then a 4xx (final), each ending with the token.
+  glance.failNextPuts(
+    { kind: 'status', status: 503, message: 'proxy: upstream refused X-Auth-Token', echoToken: true },
+    { kind: 'status', status: 400, message: 'Image data refused for token', echoToken: true },
+  );
+  const upload = await tusUpload(gw.url, file.path, { token, metadata: { name: 'echo', disk_format: 'raw' } });
+  const path = new URL(upload.uploadUrl).pathname;
+  const { status, seen } = await waitForState(gw.url, path, token, 'failed');
+  assert.ok(seen.includes('retrying') || gw.logs.lines.some((l) => l.includes('push will be retried')), 'the 5xx was retried');
+  assert.equal(status.error?.httpStatus, 400);
+
+  const answer = await (await fetch(new URL(`${path}/status`, gw.url), { headers: { 'x-auth-token': token } })).text();
+  const pieces = [token, token.slice(10, 50)]; // not even a part of it
+  for (const piece of pieces) assert.ok(!answer.includes(piece), 'the status answer holds no token');
+  await assertNoToken(pieces, gw.logs.lines, gw.storageDir);
+  assert.equal(status.error?.message, 'Image data refused for token [redacted]', 'the message stays readable');
+});
+
+test('an upload recorded before owners were kept learns its owner from Glance once; another project still gets 404', { timeout: 60_000 }, async () => {
+  const storage = await tempDir('gw-legacy-');
+  const first = await startGateway({ GLANCE_URL: glance.url }, storage);
+  const image = glance.createImage('project-a');
+  const res = await create(first.url, { 'x-auth-token': 'token-a', 'upload-length': '10', 'upload-metadata': meta({ image_id: image.id }) });
+  assert.equal(res.status, 201);
+  const id = res.headers.get('location')!.split('/').pop()!;
+  await first.close();
+  const file = path.join(storage, 'state', `${id}.json`);
+  const { projectId: _owner, createdImage: _made, ...legacy } = JSON.parse(await fsp.readFile(file, 'utf8')) as Record<string, unknown>;
+  await fsp.writeFile(file, JSON.stringify(legacy));
+
+  const again = await startGateway({ GLANCE_URL: glance.url }, storage);
+  try {
+    const head = (token: string) => fetch(`${again.url}/files/${id}`, { method: 'HEAD', headers: { ...TUS, 'x-auth-token': token } });
+    assert.equal((await head('token-b')).status, 404);
+    assert.equal((await head('token-a')).status, 200);
+    assert.equal((JSON.parse(await fsp.readFile(file, 'utf8')) as { projectId?: string }).projectId, 'project-a');
+    assert.equal((await head('token-b')).status, 404);
+  } finally {
+    await again.close();
+  }
 });

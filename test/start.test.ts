@@ -1,4 +1,4 @@
-// Issue 2, acceptance 7: `npm start` with no configuration listens on 1080, stores in ./storage, says where Glance is.
+// `npm start` with no configuration listens on 1080, stores in ./storage, says where Glance is.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import net from 'node:net';

@@ -41,7 +41,7 @@ before(async () => {
   stack = await ensureStack();
   env = stack.env;
   demo = await issueToken(env, env.OS_USERNAME, env.OS_PASSWORD, env.OS_PROJECT_NAME);
-  gw = await startGateway({ GLANCE_URL: env.GLANCE_URL });
+  gw = await startGateway({ GLANCE_URL: env.GLANCE_URL, OS_AUTH_URL: env.OS_AUTH_URL });
   browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS });
   dir = await tempDir('gw-ui-');
 }, { timeout: 900_000 });
@@ -108,7 +108,7 @@ test('the page and its scripts are served with a strict CSP; UI=0 turns the page
   assert.match(tus.headers.get('content-type')!, /javascript/);
   assert.ok((await tus.text()).length > 10_000);
 
-  const off = await startGateway({ GLANCE_URL: env.GLANCE_URL, UI: '0' });
+  const off = await startGateway({ GLANCE_URL: env.GLANCE_URL, OS_AUTH_URL: env.OS_AUTH_URL, UI: '0' });
   try {
     const res = await fetch(`${off.url}/`);
     assert.equal(res.status, 404);

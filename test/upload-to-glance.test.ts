@@ -1,4 +1,4 @@
-// Issue 2, acceptance 1 and 2: tus-js-client uploads through the gateway into a (fake) Glance.
+// tus-js-client uploads through the gateway into a (fake) Glance.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { FakeGlance } from './support/fake-glance.js';

@@ -16,7 +16,7 @@ export async function chunksRow(ctx: Context): Promise<Row> {
   const tusDir = await freshDir(ctx, 'tus');
   const servers: ServerProcess[] = [];
   try {
-    const gw = await spawnGateway(gwDir, ctx.stack.glanceUrl, { PUSH_STREAMING: '0' }); // ingest alone, as row 1
+    const gw = await spawnGateway(gwDir, ctx.stack, { PUSH_STREAMING: '0' }); // ingest alone, as row 1
     servers.push(gw);
     const sink = await spawnSink(sinkDir);
     servers.push(sink);

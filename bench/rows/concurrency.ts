@@ -46,7 +46,7 @@ async function round(ctx: Context, gw: ServerProcess, clients: number): Promise<
 export async function concurrencyRow(ctx: Context): Promise<Row> {
   const { runs, clients, clientSize } = ctx.cfg;
   const dir = await freshDir(ctx, 'gateway-concurrency');
-  const gw = await spawnGateway(dir, ctx.stack.glanceUrl);
+  const gw = await spawnGateway(dir, ctx.stack);
   try {
     const single: number[] = [];
     const many: number[] = [];

@@ -10,7 +10,7 @@ import { gatewayOnePatch, type GatewayTimes } from '../subjects.js';
 
 async function peakOf(ctx: Context, size: number): Promise<{ peak: number; times: GatewayTimes }> {
   const dir = await freshDir(ctx, `gateway-memory-${size}`);
-  const gw = await spawnGateway(dir, ctx.stack.glanceUrl);
+  const gw = await spawnGateway(dir, ctx.stack);
   try {
     await settle();
     const times = await gatewayOnePatch(ctx, gw, ctx.file(size));

@@ -23,9 +23,9 @@ export async function singlePatchRows(ctx: Context, want: Set<RowName>): Promise
 
   const servers: ServerProcess[] = [];
   try {
-    const gw = await spawnGateway(await freshDir(ctx, 'gateway-single'), ctx.stack.glanceUrl, { PUSH_STREAMING: '0' });
+    const gw = await spawnGateway(await freshDir(ctx, 'gateway-single'), ctx.stack, { PUSH_STREAMING: '0' });
     servers.push(gw);
-    const streaming = await spawnGateway(await freshDir(ctx, 'gateway-streaming'), ctx.stack.glanceUrl);
+    const streaming = await spawnGateway(await freshDir(ctx, 'gateway-streaming'), ctx.stack);
     servers.push(streaming);
     const gwRuns: GatewayTimes[] = [];
     const streamRuns: GatewayTimes[] = [];

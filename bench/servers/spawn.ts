@@ -80,9 +80,14 @@ export async function spawnServer(name: string, args: string[], env: Record<stri
 }
 
 /** The gateway, compiled (`npm run build` first), as it runs in production. */
-export function spawnGateway(storageDir: string, glanceUrl: string, env: Record<string, string> = {}): Promise<ServerProcess> {
+export function spawnGateway(
+  storageDir: string,
+  openstack: { glanceUrl: string; authUrl: string },
+  env: Record<string, string> = {},
+): Promise<ServerProcess> {
   // LOG_LEVEL=info: the listening address is an info line.
-  return spawnServer('gateway', ['dist/main.js'], { STORAGE_DIR: storageDir, GLANCE_URL: glanceUrl, LOG_LEVEL: 'info', ...env });
+  const { glanceUrl, authUrl } = openstack;
+  return spawnServer('gateway', ['dist/main.js'], { STORAGE_DIR: storageDir, GLANCE_URL: glanceUrl, OS_AUTH_URL: authUrl, LOG_LEVEL: 'info', ...env });
 }
 
 export function spawnSink(dir: string): Promise<ServerProcess> {

@@ -5,12 +5,16 @@ export class UsageError extends Error {}
 
 export const USAGE = `usage: glance-upload FILE [--image-id ID | --name NAME [--disk-format F] [--container-format bare]
                           [--visibility V] [--tags a,b]] [--gateway URL] [--token T] [--chunk-size 64MiB]
-                          [--json] [--no-retry]`;
+                          [--json] [--no-retry] [--restart]`;
 
 export const HELP = `${USAGE}
 
 Uploads FILE through the glance upload gateway (tus), then follows the push to Glance.
 Run the same command again after Ctrl-C, a crash or a reboot: it resumes where it stopped.
+It resumes only the same file, unchanged, for the same gateway and image (or the same --name
+and formats); a changed or replaced file starts a new upload. Before it says the image is
+active, it checks the image against the file: Glance's os_hash_value (else its checksum) must
+equal the file's own digest.
 
   --image-id ID         upload into an existing image (status queued)
   --name NAME           create an image; --disk-format is guessed from the file when left out
@@ -18,10 +22,14 @@ Run the same command again after Ctrl-C, a crash or a reboot: it resumes where i
   --token T             default $OS_TOKEN, else a token from Keystone ($OS_AUTH_URL with
                         $OS_USERNAME/$OS_PASSWORD/$OS_PROJECT_NAME, or $OS_APPLICATION_CREDENTIAL_ID/_SECRET)
   --chunk-size SIZE     bytes per PATCH request (default 64MiB)
-  --json                print {uploadId, imageId, state, checksum, os_hash_value, size} on stdout
+  --json                print {uploadId, imageId, state, checksum, os_hash_value, size, verified} on stdout
   --no-retry            give up on the first network or server error
+  --restart             terminate the uploads this client started earlier for the same gateway
+                        and image (say, of a file that has changed since), then upload from scratch;
+                        needed when the gateway answers that the image already has an upload
 
-Exit status: 0 image active, 1 upload or push failed, 2 usage or authentication error.
+Exit status: 0 image active and the same as FILE, 1 upload or push failed or the image differs
+from FILE (or could not be checked), 2 usage or authentication error.
 Resume state: $GLANCE_UPLOAD_STATE (default ~/.config/glance-upload/uploads.json); it never holds a token.`;
 
 export interface CliArgs {
@@ -32,6 +40,7 @@ export interface CliArgs {
   chunkSize: number;
   json: boolean;
   retry: boolean;
+  restart: boolean;
   help: boolean;
 }
 
@@ -58,6 +67,7 @@ const OPTIONS = {
   'chunk-size': { type: 'string' },
   json: { type: 'boolean' },
   'no-retry': { type: 'boolean' },
+  restart: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -76,6 +86,7 @@ export function parseCliArgs(argv: string[]): CliArgs {
     chunkSize: v['chunk-size'] === undefined ? DEFAULT_CHUNK_SIZE : parseSize(v['chunk-size']),
     json: v.json ?? false,
     retry: !(v['no-retry'] ?? false),
+    restart: v.restart ?? false,
     help: v.help ?? false,
   };
   if (base.help) return { ...base, file: '', target: { kind: 'existing', imageId: '' } };

@@ -7,3 +7,13 @@ export function errorMessage(text: string): string | undefined {
     return undefined;
   }
 }
+
+/** The code of the same body (`upload_exists`, ...). */
+export function errorCode(text: string): string | undefined {
+  try {
+    const code = (JSON.parse(text) as { error?: { code?: unknown } }).error?.code;
+    return typeof code === 'string' ? code : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -7,12 +7,15 @@ import type * as tus from 'tus-js-client';
 import type { UploadStatus } from '../ingest/uploads.js';
 import { HELP, parseCliArgs, UsageError, type CliArgs } from './args.js';
 import { AuthError, tokenSource } from './auth.js';
-import { detectDiskFormat } from './detect-format.js';
 import { FollowError, followPush } from './follow.js';
-import { PendingPushes, pushKey } from './pending.js';
+import { type Verdict, Verifier, VerifyError } from './digest.js';
+import { PendingPushes } from './pending.js';
 import { reporter, type Reporter } from './progress.js';
+import { heldUploads, terminateHeld } from './restart.js';
+import { resumeKey } from './resume-key.js';
 import { resumePending } from './resume-push.js';
-import { UploadRefused, uploadFile } from './upload.js';
+import { sendFile } from './send.js';
+import { UploadRefused } from './upload.js';
 
 const DEFAULT_GATEWAY = 'http://127.0.0.1:1080';
 
@@ -25,53 +28,60 @@ async function run(args: CliArgs, env: NodeJS.ProcessEnv, out: Reporter, onUploa
   const stateFile = env.GLANCE_UPLOAD_STATE || path.join(os.homedir(), '.config', 'glance-upload', 'uploads.json');
   await fsp.mkdir(path.dirname(stateFile), { recursive: true, mode: 0o700 });
   const pending = PendingPushes.beside(stateFile);
-  const target = args.target.kind === 'existing' ? `image:${args.target.imageId}` : `name:${args.target.image.name}`;
-  const key = await pushKey(args.file, gateway, target);
+  const key = await resumeKey(args.file, gateway, args.target);
+  const terminated = args.restart
+    ? await terminateHeld(await heldUploads(stateFile, pending, key), stateFile, pending, tokens, (l) => out.note(l))
+    : 0;
 
   // A run stopped during the push: the bytes are there, only follow (or restart a failed push).
-  let uploadUrl = await resumePending(await pending.get(key), tokens, out);
+  let uploadUrl = await resumePending(await pending.get(key.fingerprint), tokens, out);
   if (!uploadUrl) {
-    await pending.delete(key);
-    const result = await uploadFile({
-      file: args.file,
-      endpoint: `${gateway}/files/`,
-      metadata: await metadataFor(args, out),
-      tokens,
-      stateFile,
-      chunkSize: args.chunkSize,
-      retry: args.retry,
-      onProgress: (sent, total) => out.uploadProgress(sent, total),
-      onNote: (line) => out.note(line),
-      onStarted: onUpload,
-    });
-    uploadUrl = result.uploadUrl;
-    out.uploadDone((await fsp.stat(args.file)).size);
-    out.note(`upload ${uploadUrl} complete${result.imageId ? ` for image ${result.imageId}` : ''}`);
-    await pending.set(key, uploadUrl);
+    await pending.delete(key.fingerprint);
+    uploadUrl = await sendFile(args, { gateway, stateFile, pending, key, tokens, out, terminated, onUpload });
+    await pending.set(key.fingerprint, uploadUrl);
   }
 
+  const verifier = new Verifier(args.file);
+  verifier.start(); // hashes the file while the push is followed
   let status: UploadStatus;
   try {
     status = await followPush({
       uploadUrl,
       tokens,
       retry: args.retry,
-      onStatus: (s) => out.push(s),
+      onStatus: (s) => {
+        verifier.start(s.glance?.os_hash_algo);
+        out.push(s);
+      },
       onNote: (line) => out.note(line),
     });
   } catch (err) {
-    if (err instanceof FollowError) await pending.delete(key); // the upload is gone: a new run starts over
+    if (err instanceof FollowError) await pending.delete(key.fingerprint); // the upload is gone: a new run starts over
     throw err;
   }
   out.stop();
   // A failed push stays listed: running the command again starts it again.
-  if (status.state === 'active') await pending.delete(key);
-  report(args, uploadUrl, status);
-  return status.state === 'active' ? 0 : 1;
+  if (status.state !== 'active') return report(args, uploadUrl, status, undefined);
+  await pending.delete(key.fingerprint);
+  const verdict = await verifier.verify(status, (algo) => out.note(`checking the image against ${args.file} (${algo})`));
+  return report(args, uploadUrl, status, verdict);
 }
 
-function report(args: CliArgs, uploadUrl: string, status: UploadStatus): void {
+/** Prints the result; the exit status: 0 only for an active image verified against the file. */
+function report(args: CliArgs, uploadUrl: string, status: UploadStatus, verdict: Verdict | undefined): number {
   const checksum = status.glance?.checksum ?? null;
+  const verified = verdict?.kind === 'verified' ? verdict.digest : null;
+  let error = status.state === 'active' ? undefined : status.error ?? { code: 'push_failed', message: 'unknown error' };
+  if (verdict?.kind === 'mismatch') {
+    const { local, glance } = verdict;
+    error = {
+      code: 'digest_mismatch',
+      message: `image ${status.imageId} differs from ${args.file}: Glance has ${glance.algo} ${glance.value}, ` +
+        `the file has ${local.algo} ${local.value}; the image is not what the file is now (was it changed during the upload?)`,
+    };
+  } else if (verdict?.kind === 'unverified') {
+    error = { code: 'unverified', message: `image ${status.imageId} is active but was not checked against ${args.file}: ${verdict.reason}` };
+  }
   if (args.json) {
     const result: Record<string, unknown> = {
       uploadId: uploadUrl.split('/').pop(),
@@ -80,35 +90,16 @@ function report(args: CliArgs, uploadUrl: string, status: UploadStatus): void {
       checksum,
       os_hash_value: status.glance?.os_hash_value ?? null,
       size: status.size,
+      verified,
     };
-    if (status.error) result.error = status.error;
+    if (error) result.error = error;
     process.stdout.write(`${JSON.stringify(result)}\n`);
-  } else if (status.state === 'active') {
-    process.stdout.write(`image_id ${status.imageId}\nchecksum ${checksum}\n`);
+  } else if (verified) {
+    process.stdout.write(`image_id ${status.imageId}\nchecksum ${checksum}\nverified ${verified.algo} ${verified.value}\n`);
   }
-  if (status.state !== 'active') process.stderr.write(`push failed: ${status.error?.message ?? 'unknown error'}\n`);
-}
-
-async function metadataFor(args: CliArgs, out: Reporter): Promise<Record<string, string>> {
-  const filename = path.basename(args.file);
-  if (args.target.kind === 'existing') return { image_id: args.target.imageId, filename };
-  const image = args.target.image;
-  let diskFormat = image.diskFormat;
-  if (!diskFormat) {
-    const guess = await detectDiskFormat(args.file);
-    if ('reason' in guess) throw new UsageError(`cannot guess the disk format (${guess.reason}): pass --disk-format`);
-    diskFormat = guess.format;
-    out.note(`disk_format ${diskFormat} (from the file's first bytes)`);
-  }
-  const meta: Record<string, string> = {
-    name: image.name,
-    disk_format: diskFormat,
-    container_format: image.containerFormat,
-    filename,
-  };
-  if (image.visibility) meta.visibility = image.visibility;
-  if (image.tags?.length) meta.tags = image.tags.join(',');
-  return meta;
+  if (status.state !== 'active') process.stderr.write(`push failed: ${error?.message}\n`);
+  else if (error) process.stderr.write(`glance-upload: ${error.message}\n`);
+  return status.state === 'active' && verified ? 0 : 1;
 }
 
 function gatewayUrl(text: string): string {
@@ -162,7 +153,8 @@ async function main(): Promise<void> {
   } catch (err) {
     out.stop();
     const code = err instanceof UsageError || err instanceof AuthError ? 2 : 1;
-    const known = err instanceof UsageError || err instanceof AuthError || err instanceof UploadRefused || err instanceof FollowError;
+    const known = err instanceof UsageError || err instanceof AuthError || err instanceof UploadRefused || err instanceof FollowError ||
+      err instanceof VerifyError;
     process.stderr.write(`glance-upload: ${known ? (err as Error).message : String(err)}\n`);
     exit(code);
   }

@@ -14,6 +14,7 @@ export class PendingPushes {
     return new PendingPushes(path.join(path.dirname(urlStorageFile), 'pushes.json'));
   }
 
+  /** `key`: the resume key's fingerprint, as tus-js-client's state uses it. */
   async get(key: string): Promise<string | undefined> {
     return (await this.#read())[key];
   }
@@ -24,11 +25,16 @@ export class PendingPushes {
     await this.#write(all);
   }
 
-  async delete(key: string): Promise<void> {
+  async delete(...keys: string[]): Promise<void> {
     const all = await this.#read();
-    if (!(key in all)) return;
-    delete all[key];
+    if (!keys.some((key) => key in all)) return;
+    for (const key of keys) delete all[key];
     await this.#write(all);
+  }
+
+  /** Every entry whose key starts with `prefix` (one target, any version of the file). */
+  async withPrefix(prefix: string): Promise<[key: string, uploadUrl: string][]> {
+    return Object.entries(await this.#read()).filter(([key]) => key.startsWith(prefix));
   }
 
   async #read(): Promise<Record<string, string>> {
@@ -46,11 +52,4 @@ export class PendingPushes {
     await fsp.writeFile(tmp, JSON.stringify(all), { mode: 0o600 });
     await fsp.rename(tmp, this.file);
   }
-}
-
-/** The same file, gateway and target as before: what "the same command run again" means. */
-export async function pushKey(file: string, gateway: string, target: string): Promise<string> {
-  const abs = path.resolve(file);
-  const st = await fsp.stat(abs);
-  return [abs, st.size, Math.trunc(st.mtimeMs), gateway, target].join('|');
 }

@@ -1,14 +1,22 @@
 import fs from 'node:fs';
 import * as tus from 'tus-js-client';
 import { AuthError, type TokenSource } from './auth.js';
-import { errorMessage } from './gateway-error.js';
+import { errorCode, errorMessage } from './gateway-error.js';
 
 // The node build exports FileUrlStorage; the package's typings (shared with the browser) do not declare it.
 type UrlStorage = NonNullable<tus.UploadOptions['urlStorage']>;
 const { FileUrlStorage } = tus as unknown as { FileUrlStorage: new (file: string) => UrlStorage };
 
+/** tus-js-client's state file, read and written under its own lock. */
+export const urlStorage = (stateFile: string): UrlStorage => new FileUrlStorage(stateFile);
+
 /** The gateway refused the upload for good (content, metadata, image state): exit 1. */
-export class UploadRefused extends Error {}
+export class UploadRefused extends Error {
+  /** The gateway's error code (`upload_exists`, ...), when it gave one. */
+  constructor(message: string, readonly code?: string) {
+    super(message);
+  }
+}
 
 export interface UploadOptions {
   file: string;
@@ -16,6 +24,8 @@ export interface UploadOptions {
   metadata: Record<string, string>;
   tokens: TokenSource;
   stateFile: string;
+  /** The resume key: which stored upload URL this file may continue (see resume-key.ts). */
+  fingerprint: string;
   chunkSize: number;
   retry: boolean;
   onProgress(sent: number, total: number): void;
@@ -45,7 +55,9 @@ export function uploadFile(opts: UploadOptions): Promise<UploadResult> {
       endpoint: opts.endpoint,
       metadata: opts.metadata,
       chunkSize: opts.chunkSize,
-      urlStorage: new FileUrlStorage(opts.stateFile),
+      urlStorage: urlStorage(opts.stateFile),
+      // Not tus-js-client's path-size-mtime-endpoint: that resumed another image's upload, or a replaced file.
+      fingerprint: async () => opts.fingerprint,
       storeFingerprintForResuming: true,
       removeFingerprintOnSuccess: true,
       retryDelays: opts.retry ? RETRY_FOREVER : null,
@@ -108,5 +120,5 @@ function asCliError(err: tus.DetailedError | Error): Error {
   if (!res) return new UploadRefused(`upload failed: ${reason(err)}`);
   const message = errorMessage(res.getBody()) ?? res.getBody().slice(0, 200);
   if (res.getStatus() === 401) return new AuthError(`the gateway refused the token: ${message}`);
-  return new UploadRefused(`the gateway refused the upload (${res.getStatus()}): ${message}`);
+  return new UploadRefused(`the gateway refused the upload (${res.getStatus()}): ${message}`, errorCode(res.getBody()));
 }

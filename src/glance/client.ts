@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream';
 import { Agent, errors as undiciErrors, request, type Dispatcher } from 'undici';
 import { GlanceClientError, GlanceHttpError, GlanceNetworkError } from './errors.js';
+import { redact } from './redact.js';
 import type { GlanceAuth, Image, NewImage } from './image.js';
 import { emptyOrThrow, jsonOrThrow } from './response.js';
 
@@ -48,6 +49,21 @@ export class GlanceClient {
     });
   }
 
+  /** `DELETE /v2/images/{id}`; an image already gone counts as deleted. */
+  deleteImage(auth: GlanceAuth, imageId: string): Promise<void> {
+    return this.#call(async () => {
+      const res = await request(`${auth.endpoint}/v2/images/${encodeURIComponent(imageId)}`, {
+        method: 'DELETE',
+        dispatcher: this.#dispatcher,
+        headers: headers(auth.token),
+        headersTimeout: 30_000,
+        bodyTimeout: 30_000,
+      });
+      if (res.statusCode === 404) return void (await res.body.dump());
+      await emptyOrThrow(res);
+    });
+  }
+
   /** `PUT /v2/images/{id}/file`, streaming `body` (exactly `size` bytes); resolves on Glance's 204. */
   uploadData(auth: GlanceAuth, imageId: string, body: Readable, size: number, signal?: AbortSignal): Promise<void> {
     return this.#call(async () => {
@@ -91,7 +107,8 @@ export class GlanceClient {
       if (err instanceof Error && err.name === 'AbortError') throw err;
       const reason = err instanceof undiciErrors.UndiciError || err instanceof Error ? err.message : String(err);
       const code = (err as { code?: string }).code;
-      throw new GlanceNetworkError(code ? `${code}: ${reason}` : reason, { cause: err });
+      // No `cause`: a logged error would carry the unredacted original text along.
+      throw new GlanceNetworkError(redact(code ? `${code}: ${reason}` : reason));
     }
   }
 }

@@ -10,6 +10,7 @@ import { errorHandler, notFound } from './errors.js';
 import { healthRoutes, type HealthChecks } from './health-routes.js';
 import { metricsRoutes } from './metrics-routes.js';
 import { openApiRoutes } from './openapi.js';
+import { oneRequestPerConnection } from './pipelining.js';
 import { statusRoutes } from './status-routes.js';
 import { tusRoutes } from './tus-routes.js';
 import { uiRoutes } from './ui-routes.js';
@@ -25,18 +26,21 @@ export interface AppDeps {
   allowedOrigins: string[] | undefined;
   logger: Logger;
   ui?: boolean;
+  /** The server's socket idle timeout: event streams send a heartbeat well within it. */
+  socketIdleTimeoutMs?: number;
 }
 
 /** The HTTP surface. No body parser: tus reads PATCH bodies as streams. */
 export function createApp(deps: AppDeps): express.Express {
   const app = express();
   app.disable('x-powered-by');
+  app.use(oneRequestPerConnection());
   app.use(requestLog(deps.logger));
   app.use(cors(deps.allowedOrigins, deps.tusPath));
   app.use(openApiRoutes());
   app.use(healthRoutes(deps.health));
   app.use(metricsRoutes(deps.metrics));
-  app.use(statusRoutes(deps.uploads, deps.pusher, deps.events, deps.tusPath));
+  app.use(statusRoutes(deps.uploads, deps.pusher, deps.events, deps.tusPath, deps.socketIdleTimeoutMs));
   app.use(tusRoutes(deps.tus, deps.uploads, deps.tusPath));
   if (deps.ui !== false) app.use(uiRoutes(deps.logger));
   app.use(notFound);

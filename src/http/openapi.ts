@@ -71,7 +71,8 @@ export const openApiDocument = {
           'The stream starts with an `event: status` carrying the current status object, then sends `event: status` ' +
           'on every state change and `event: progress` (the same object) at most 4 times a second while bytes move. ' +
           'Every `data:` line is one UploadStatus as JSON. `event: removed` (`data: {"id":"…"}`) ends the stream when ' +
-          'the upload is removed; a comment line `: keep-alive` comes every 15 s. The stream ends at gateway shutdown.',
+          'the upload is removed; a comment line `: keep-alive` comes every 15 s (every third of SOCKET_IDLE_TIMEOUT_MS if that ' +
+          'is shorter, so an idle stream is never cut). The stream ends at gateway shutdown.',
         parameters: [uploadId],
         responses: {
           '200': {

@@ -8,11 +8,15 @@ import { isUploadId, tokenOf } from './request.js';
 const PROGRESS_INTERVAL_MS = 250; // the contract's "at most 4 progress events a second"
 const HEARTBEAT_MS = 15_000;
 
+/** Often enough that an idle event stream is never cut by the server's socket idle timeout. */
+const heartbeatEvery = (idleTimeoutMs = Infinity): number => Math.min(HEARTBEAT_MS, Math.floor(idleTimeoutMs / 3));
+
 type Handler = (req: Request, res: Response, id: string) => Promise<void>;
 
 /** `GET /files/{id}/status`, `GET /files/{id}/events` (SSE) and `POST /files/{id}/push`. */
-export function statusRoutes(uploads: Uploads, pusher: Pusher, events: UploadEvents, mount: string): Router {
+export function statusRoutes(uploads: Uploads, pusher: Pusher, events: UploadEvents, mount: string, idleTimeoutMs?: number): Router {
   const router = Router();
+  const heartbeatMs = heartbeatEvery(idleTimeoutMs);
 
   // Every route here answers only to a token that can see the upload's image.
   const authorized = (access: Access, handler: Handler) => async (req: Request, res: Response, next: NextFunction) => {
@@ -41,14 +45,14 @@ export function statusRoutes(uploads: Uploads, pusher: Pusher, events: UploadEve
       'Cache-Control': 'no-store',
       'X-Accel-Buffering': 'no', // nginx: pass events through at once
     });
-    streamStatus(req, res, id, uploads, events);
+    streamStatus(req, res, id, uploads, events, heartbeatMs);
   }));
 
   return router;
 }
 
 /** Send the status now, on every state change, and on progress at most every 250 ms. */
-function streamStatus(req: Request, res: Response, id: string, uploads: Uploads, events: UploadEvents): void {
+function streamStatus(req: Request, res: Response, id: string, uploads: Uploads, events: UploadEvents, heartbeatMs: number): void {
   let lastProgressAt = 0;
   let trailing: NodeJS.Timeout | undefined;
   let closed = false;
@@ -92,7 +96,7 @@ function streamStatus(req: Request, res: Response, id: string, uploads: Uploads,
   };
 
   const unsubscribe = events.subscribe(id, onEvent);
-  const heartbeat = setInterval(() => res.write(': keep-alive\n\n'), HEARTBEAT_MS);
+  const heartbeat = setInterval(() => res.write(': keep-alive\n\n'), heartbeatMs);
   const cleanup = () => {
     unsubscribe();
     clearInterval(heartbeat);

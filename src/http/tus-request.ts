@@ -7,8 +7,17 @@ import { NodeRequest } from 'srvx/node';
  * before our PATCH handler reads the Node stream directly (see ingest/direct-patch.ts).
  */
 export class TusRequest extends NodeRequest {
-  constructor(ctx: { req: IncomingMessage; res: ServerResponse }) {
+  /**
+   * The upload this request acts on, as the access check established it: tus takes its id from
+   * here and nowhere else, so the id checked is the id acted on.
+   */
+  readonly uploadId: string | undefined;
+  /** Set by the creation hook once an upload exists for this request. */
+  createdUploadId: string | undefined;
+
+  constructor(ctx: { req: IncomingMessage; res: ServerResponse }, uploadId?: string) {
     super(ctx);
+    this.uploadId = uploadId;
     let body: ReadableStream<Uint8Array> | null | undefined;
     // Replaces srvx's `body` getter for this request only; made on first use, like srvx's.
     Object.defineProperty(this, 'body', {

@@ -1,6 +1,6 @@
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { ContentMismatchError } from '../errors.js';
-import { HEAD_BYTES, inspectHead, inspectTail, needsTail, TAIL_BYTES, type Verdict } from './content/inspect.js';
+import { HEAD_BYTES, inspectHead, inspectStored, inspectStoredSoFar, readsPastHead, type Verdict } from './content/inspect.js';
 
 export interface GuardedUpload {
   diskFormat: string;
@@ -17,14 +17,25 @@ export interface ContentGuardDeps {
 
 /**
  * Matches the first bytes of an upload against its disk_format before they reach
- * the disk, and the last bytes once it is complete (a fixed VHD's footer).
+ * the disk, and the whole file once it is complete (a fixed VHD's footer, a VHDX's
+ * metadata, which lie past the head).
  */
 export class ContentGuard {
+  /** Uploads whose checks past the head have passed: nothing more to read for them until finish. */
+  readonly #passed = new Set<string>();
+
   constructor(private readonly deps: ContentGuardDeps) {}
 
-  /** Wrap a store write: bytes are held back until the head is judged, so refused data is never stored. */
+  /**
+   * Wrap a store write: bytes are held back until the head is judged, so refused data is never
+   * stored; checks that read past the head run as soon as their bytes are stored.
+   */
   async write(uploadId: string, readable: Readable, offset: number, write: (r: Readable) => Promise<number>): Promise<number> {
-    if (offset >= HEAD_BYTES) return write(readable);
+    const stored = offset >= HEAD_BYTES ? await write(readable) : await this.#gated(uploadId, readable, offset, write);
+    return this.#pastHead(uploadId, stored);
+  }
+
+  async #gated(uploadId: string, readable: Readable, offset: number, write: (r: Readable) => Promise<number>): Promise<number> {
     const upload = await this.deps.describe(uploadId);
     if (!upload) return write(readable);
 
@@ -43,16 +54,31 @@ export class ContentGuard {
     }
   }
 
+  /** A refusal here comes after the bytes were stored: the client learns before sending the rest. */
+  async #pastHead(uploadId: string, stored: number): Promise<number> {
+    if (stored <= HEAD_BYTES || this.#passed.has(uploadId)) return stored;
+    const upload = await this.deps.describe(uploadId);
+    // A complete upload is judged whole by finish, which tus calls next.
+    if (!upload || stored >= upload.size || !readsPastHead(upload.diskFormat)) return stored;
+    const read = (start: number, length: number) => this.deps.readRange(uploadId, start, length);
+    // finish checks again in any case: a failure to read here only loses the early answer.
+    const verdict = await inspectStoredSoFar(upload.diskFormat, upload.size, stored, read).catch(() => undefined);
+    if (verdict?.kind === 'reject') {
+      await this.deps.discard(uploadId);
+      throw mismatch(verdict.reason);
+    }
+    if (verdict?.kind === 'ok') this.#passed.add(uploadId);
+    return stored;
+  }
+
   /** The check that needs the whole file; throws ContentMismatchError after discarding the upload. */
   async finish(uploadId: string): Promise<void> {
+    this.#passed.delete(uploadId);
     const upload = await this.deps.describe(uploadId);
     if (!upload) return;
-    const head = await this.deps.readRange(uploadId, 0, Math.min(HEAD_BYTES, upload.size));
-    let verdict = inspectHead(upload.diskFormat, head, upload.size, true);
-    if (verdict.kind === 'ok' && needsTail(upload.diskFormat, head)) {
-      const tailLength = Math.min(TAIL_BYTES, upload.size);
-      verdict = inspectTail(upload.diskFormat, await this.deps.readRange(uploadId, upload.size - tailLength, tailLength));
-    }
+    const verdict = await inspectStored(upload.diskFormat, upload.size, (start, length) =>
+      this.deps.readRange(uploadId, start, length),
+    );
     if (verdict.kind === 'reject') {
       await this.deps.discard(uploadId);
       throw mismatch(verdict.reason);

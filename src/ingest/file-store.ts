@@ -17,6 +17,10 @@ export interface IngestFileStoreOptions {
   onRemoved?: (uploadId: string) => Promise<void>;
   /** Bytes stored by each write (for metrics). */
   onWritten?: (bytes: number) => void;
+  /** Before a write: may refuse it (an upload whose storage reservation lapsed, say). */
+  beforeWrite?: (uploadId: string) => Promise<void>;
+  /** After a write, with the upload's new offset. */
+  onStored?: (uploadId: string, offset: number) => Promise<void>;
 }
 
 const READ_CHUNK = 1 << 20;
@@ -43,9 +47,12 @@ export class IngestFileStore extends FileStore implements StoredFiles {
     return fs.createReadStream(this.path(uploadId), { highWaterMark: READ_CHUNK });
   }
 
-  override write(readable: Readable, uploadId: string, offset: number): Promise<number> {
+  override async write(readable: Readable, uploadId: string, offset: number): Promise<number> {
+    await this.opts.beforeWrite?.(uploadId);
     const write = (r: Readable) => this.#append(r, uploadId, offset);
-    return this.guard ? this.guard.write(uploadId, readable, offset, write) : write(readable);
+    const stored = await (this.guard ? this.guard.write(uploadId, readable, offset, write) : write(readable));
+    await this.opts.onStored?.(uploadId, stored);
+    return stored;
   }
 
   /**

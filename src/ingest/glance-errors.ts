@@ -20,3 +20,11 @@ export function asRequestError(err: unknown, what: string): GatewayError | unkno
   }
   return err;
 }
+
+/** Creating an image: Glance's own refusals (a 403 for a visibility the caller may not set, say) pass on as they are. */
+export function asCreateError(err: unknown): GatewayError | unknown {
+  if (err instanceof GlanceHttpError && err.status !== 401 && err.status < 500) {
+    return new GlanceRefusedError(`Glance refused: ${err.message}`, err.status);
+  }
+  return asRequestError(err, 'image');
+}

@@ -1,55 +1,80 @@
 import {
   ImageFormatMissingError,
   ImageNotQueuedError,
-  InsufficientStorageError,
+  NotFoundError,
   TokenMissingError,
+  TokenRejectedError,
 } from '../errors.js';
 import type { GlanceClient } from '../glance/client.js';
 import type { EndpointResolver } from '../glance/endpoint.js';
 import type { Image } from '../glance/image.js';
-import { asRequestError } from './glance-errors.js';
+import type { Keystone, TokenIdentity } from '../glance/keystone.js';
+import { asCreateError, asRequestError } from './glance-errors.js';
+import type { Reservations } from './reservations.js';
 import { parseImageRequest } from './upload-metadata.js';
 
 export interface PreflightDeps {
   glance: GlanceClient;
+  keystone: Keystone;
   endpoints: EndpointResolver;
-  /** Free bytes in storage minus what uploads in progress still need. */
-  spareBytes(): Promise<number>;
+  reservations: Reservations;
 }
 
 export interface Admitted {
   imageId: string;
+  projectId: string;
+  createdImage: boolean;
   glanceUrl: string;
   diskFormat: string;
 }
 
 /**
- * The creation checks of the contract, cheapest first, so that nothing is stored,
- * and no image is created, for a request that will be refused.
+ * The creation checks, cheapest first, so that nothing is stored, and no image is created,
+ * for a request that will be refused. An admitted upload holds a storage reservation under its id.
  */
 export class Preflight {
   constructor(private readonly deps: PreflightDeps) {}
 
-  async admit(token: string | null, metadata: Record<string, string | null> | undefined, size: number): Promise<Admitted> {
+  async admit(
+    uploadId: string,
+    token: string | null,
+    metadata: Record<string, string | null> | undefined,
+    size: number,
+  ): Promise<Admitted> {
     if (!token) throw new TokenMissingError('X-Auth-Token is required');
     const request = parseImageRequest(metadata);
-    const spare = await this.deps.spareBytes();
-    if (size > spare) {
-      throw new InsufficientStorageError(`not enough storage: ${size} bytes declared, ${Math.max(0, spare)} available`);
-    }
-
+    const identity = await identify(this.deps.keystone, token);
+    const projectId = identity.projectId;
+    await this.deps.reservations.claim(uploadId, projectId, size);
     try {
-      const endpoint = await this.deps.endpoints.resolve(token);
+      const endpoint = this.deps.endpoints.resolve(identity);
       const auth = { endpoint, token };
-      const image =
-        request.kind === 'existing'
-          ? await this.deps.glance.getImage(auth, request.imageId)
-          : await this.deps.glance.createImage(auth, request.image);
-      return { imageId: image.id, glanceUrl: endpoint, diskFormat: usableFormat(image) };
+      if (request.kind === 'existing') {
+        const image = await this.deps.glance.getImage(auth, request.imageId).catch((err: unknown) => {
+          throw asRequestError(err, 'image');
+        });
+        // Glance shows community and shared images to other projects; only the owner uploads.
+        if (image.owner !== projectId) throw new NotFoundError('image not found');
+        return { imageId: image.id, projectId, createdImage: false, glanceUrl: endpoint, diskFormat: usableFormat(image) };
+      }
+      const image = await this.deps.glance.createImage(auth, request.image).catch((err: unknown) => {
+        throw asCreateError(err);
+      });
+      return { imageId: image.id, projectId, createdImage: true, glanceUrl: endpoint, diskFormat: usableFormat(image) };
     } catch (err) {
+      this.deps.reservations.release(uploadId);
       throw asRequestError(err, 'image');
     }
   }
+}
+
+/** The token's identity, which must name a project: images belong to projects. */
+export async function identify(keystone: Keystone, token: string, fresh = false): Promise<TokenIdentity & { projectId: string }> {
+  const identity = await keystone.identify(token, fresh).catch((err: unknown) => {
+    throw asRequestError(err, 'token');
+  });
+  if (!identity.projectId) throw new TokenRejectedError('the token is not scoped to a project', 401);
+  return identity as TokenIdentity & { projectId: string };
 }
 
 function usableFormat(image: Image): string {

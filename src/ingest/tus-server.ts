@@ -20,6 +20,12 @@ export interface TusServerDeps {
   allowedOrigins: string[] | undefined;
 }
 
+/** What the HTTP layer tells tus about a request: the upload it was authorized for, and the one it created. */
+export interface Addressed {
+  uploadId: string | undefined;
+  createdUploadId: string | undefined;
+}
+
 /** Gateway headers a browser must be able to read. */
 export const EXPOSED_HEADERS = ['Glance-Image-Id', 'Glance-Upload-State'];
 
@@ -39,10 +45,14 @@ export function createTusServer(deps: TusServerDeps): Server {
     exposedHeaders: EXPOSED_HEADERS,
     postReceiveInterval: 250,
 
+    // The id checked by the access check, never one parsed again out of the URL.
+    getFileIdFromRequest: (req) => (req as Partial<Addressed>).uploadId,
+
     async onUploadCreate(req, upload) {
       const token = req.headers.get('x-auth-token');
-      const admitted = await deps.preflight.admit(token, upload.metadata, upload.size ?? 0);
+      const admitted = await deps.preflight.admit(upload.id, token, upload.metadata, upload.size ?? 0);
       await deps.uploads.create(upload.id, admitted, upload.size ?? 0, token!);
+      (req as Partial<Addressed>).createdUploadId = upload.id;
       deps.logger.info({ uploadId: upload.id, imageId: admitted.imageId, size: upload.size }, 'upload created');
       // Stored with the upload, so HEAD shows which image it feeds.
       return { metadata: { ...upload.metadata, image_id: admitted.imageId } };

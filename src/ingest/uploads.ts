@@ -1,18 +1,19 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { timingSafeEqual } from 'node:crypto';
 import { GlanceUnreachableError, NotFoundError, TokenMissingError } from '../errors.js';
 import type { GlanceClient } from '../glance/client.js';
+import type { Keystone } from '../glance/keystone.js';
 import type { Logger } from '../logger.js';
 import type { UploadStateStore } from '../state/state-store.js';
 import type { TokenVault } from '../state/token-vault.js';
+import type { UploadEvents } from '../state/upload-events.js';
 import { newRecord, type UploadRecord, type UploadState } from '../state/upload-record.js';
 import type { Pusher } from '../transfer/pusher.js';
-import { freeBytes } from './disk-space.js';
-import type { UploadEvents } from '../state/upload-events.js';
 import type { ContentGuard } from './content-guard.js';
 import { HEAD_BYTES } from './content/inspect.js';
-import type { IngestFileStore } from './file-store.js';
 import { asRequestError } from './glance-errors.js';
-import type { Admitted } from './preflight.js';
+import type { IngestFileStore } from './file-store.js';
+import { identify, type Admitted } from './preflight.js';
+import type { Reservations } from './reservations.js';
 
 export interface UploadsDeps {
   store: UploadStateStore;
@@ -20,10 +21,11 @@ export interface UploadsDeps {
   guard: ContentGuard;
   tokens: TokenVault;
   glance: GlanceClient;
+  keystone: Keystone;
   files: IngestFileStore;
   pusher: Pusher;
+  reservations: Reservations;
   logger: Logger;
-  storageDir: string;
 }
 
 /** What `GET /files/{id}/status` and the event stream show. */
@@ -42,48 +44,63 @@ export type Access = 'push' | 'watch';
 /** The uploads as the HTTP layer sees them: who may touch one, what it looks like, removing one. */
 export class Uploads {
   readonly #completing = new Map<string, Promise<UploadState>>();
-  /** Tokens Glance recently let see an upload's image, by upload: one check per chunk would cost a round trip each. */
-  readonly #seen = new Map<string, { tokenHash: string; until: number }>();
 
   constructor(private readonly deps: UploadsDeps) {}
 
   /** Record a new upload admitted by the pre-flight; throws UploadExistsError for a second one per image. */
   async create(uploadId: string, admitted: Admitted, size: number, token: string): Promise<void> {
-    const { imageId, glanceUrl, diskFormat } = admitted;
-    await this.deps.store.create(newRecord({ id: uploadId, imageId, glanceUrl, diskFormat, size }));
+    const { imageId, projectId, createdImage, glanceUrl, diskFormat } = admitted;
+    try {
+      await this.deps.store.create(newRecord({ id: uploadId, imageId, projectId, createdImage, glanceUrl, diskFormat, size }));
+    } catch (err) {
+      this.deps.reservations.release(uploadId);
+      throw err;
+    }
     this.deps.tokens.remember(uploadId, token);
   }
 
   /**
-   * Let a request at an upload through only if its token can see the upload's image
-   * (else 404, as for an unknown upload); then take its token as `access` says, and
-   * move on an upload that waits for one.
+   * Let a request at an upload through only if its token is scoped to the project that owns the
+   * upload's image (else 404, as for an unknown upload: seeing an image is not owning it); then
+   * take its token as `access` says, and move on an upload that waits for one. Glance is not asked:
+   * a hung Glance cannot hold up an upload's own requests.
    */
   async authorize(uploadId: string, token: string | null, access: Access): Promise<UploadRecord> {
     if (!token) throw new TokenMissingError('X-Auth-Token is required');
     const record = await this.deps.store.get(uploadId);
     if (!record) throw new NotFoundError(`upload ${uploadId} not found`);
-    if (!this.#recentlySeen(record, token)) {
-      try {
-        await this.deps.glance.getImage({ endpoint: record.glanceUrl, token }, record.imageId);
-        this.#seen.set(uploadId, { tokenHash: hashOf(token), until: Date.now() + SEEN_MS });
-      } catch (err) {
-        this.#seen.delete(uploadId);
-        const mapped = asRequestError(err, 'upload');
-        // While Glance is down, a token this upload already proved keeps it resumable.
-        if (!(mapped instanceof GlanceUnreachableError && sameToken(this.deps.tokens.get(uploadId), token))) throw mapped;
-      }
-    }
+    await this.#checkOwner(record, token);
     if (access === 'push' || !this.deps.tokens.get(uploadId)) this.deps.tokens.remember(uploadId, token);
     await this.#moveOn(record);
     return record;
   }
 
-  /** Only the push token of a healthy upload is trusted from memory; anything else asks Glance again. */
-  #recentlySeen(record: UploadRecord, token: string): boolean {
-    const seen = this.#seen.get(record.id);
-    if (!seen || seen.until < Date.now() || seen.tokenHash !== hashOf(token)) return false;
-    return record.state !== 'awaiting_token' && sameToken(this.deps.tokens.get(record.id), token);
+  async #checkOwner(record: UploadRecord, token: string): Promise<void> {
+    let projectId: string;
+    try {
+      // Glance refused the push token of an upload waiting for one: do not trust a cached answer.
+      ({ projectId } = await identify(this.deps.keystone, token, record.state === 'awaiting_token'));
+    } catch (err) {
+      // While Keystone cannot be asked, a token this upload already proved keeps it resumable.
+      if (err instanceof GlanceUnreachableError && sameToken(this.deps.tokens.get(record.id), token)) return;
+      throw err;
+    }
+    if (record.projectId === undefined) return this.#adoptOwner(record, token, projectId);
+    if (projectId !== record.projectId) throw new NotFoundError(`upload ${record.id} not found`);
+  }
+
+  /** A record written before owners were kept learns its owner from Glance, once. */
+  async #adoptOwner(record: UploadRecord, token: string, projectId: string): Promise<void> {
+    const image = await this.deps.glance.getImage({ endpoint: record.glanceUrl, token }, record.imageId).catch((err: unknown) => {
+      throw asRequestError(err, 'upload');
+    });
+    if (image.owner !== projectId) throw new NotFoundError(`upload ${record.id} not found`);
+    await this.deps.store.update(record.id, { projectId, createdImage: false });
+  }
+
+  /** A failed creation leaves nothing: the client never learnt the upload's URL. */
+  async discard(uploadId: string): Promise<void> {
+    await this.deps.files.remove(uploadId).catch(() => this.forget(uploadId));
   }
 
   /** The last byte arrived: the end-of-file content check, then the push. Idempotent, one run at a time. */
@@ -114,8 +131,19 @@ export class Uploads {
     );
   }
 
+  /**
+   * A PATCH stored its bytes (one shorter than tus's progress interval counts too). The last one
+   * of an upload is not news: its completion follows, and with it a push of the whole file.
+   */
+  async stored(uploadId: string, offset: number): Promise<void> {
+    const record = await this.deps.store.get(uploadId);
+    if (record && offset < record.size) this.received(uploadId, offset);
+    else this.deps.reservations.progress(uploadId, offset);
+  }
+
   /** Bytes are arriving (tus's throttled progress): tell watchers, and let the push start early. */
   received(uploadId: string, offset: number): void {
+    this.deps.reservations.progress(uploadId, offset);
     this.deps.events.publish({ kind: 'progress', id: uploadId, offset });
     // Bytes past the head have passed the content check: they may go to Glance already.
     if (offset >= HEAD_BYTES) this.deps.pusher.received(uploadId);
@@ -138,37 +166,46 @@ export class Uploads {
     return { id, imageId, state, size, offset, pushed, attempts, nextAttemptAt, glance, error, createdAt, updatedAt };
   }
 
-  /** Forget an upload whose data is gone (terminated, expired, refused). */
+  /** Forget an upload whose data is gone (terminated, expired, refused), and an image the gateway made for it. */
   async forget(uploadId: string): Promise<void> {
-    this.#seen.delete(uploadId);
+    const record = await this.deps.store.get(uploadId);
+    const token = this.deps.tokens.get(uploadId);
     this.deps.pusher.cancel(uploadId);
     this.deps.tokens.forget(uploadId);
+    this.deps.reservations.release(uploadId);
     await this.deps.store.delete(uploadId);
+    if (record?.createdImage && record.state !== 'active') void this.#deleteCreatedImage(record, token);
+  }
+
+  /** The gateway's own image, still empty, goes with its upload; one that somehow holds data is left alone. */
+  async #deleteCreatedImage(record: UploadRecord, token: string | undefined): Promise<void> {
+    const log = this.deps.logger.child({ uploadId: record.id, imageId: record.imageId });
+    if (!token) return log.warn('the image the gateway created stays queued: no token is held to delete it');
+    const auth = { endpoint: record.glanceUrl, token };
+    try {
+      const image = await this.deps.glance.getImage(auth, record.imageId);
+      if (image.status !== 'queued') return log.warn({ status: image.status }, 'created image not deleted: it is not empty');
+      await this.deps.glance.deleteImage(auth, record.imageId);
+      log.info('created image deleted with its upload');
+    } catch (err) {
+      log.warn({ err }, 'could not delete the image the gateway created');
+    }
   }
 
   /**
    * Remove what nobody will come back for: unfinished uploads idle past the expiry (by their last
-   * write), and finished ones (active, failed) untouched as long. Complete uploads waiting for
-   * their push are never removed.
+   * write), and finished ones (active, failed) or ones waiting for a token that never came,
+   * untouched as long. Complete uploads waiting for a push slot or a retry are never removed.
    */
   async sweep(expiryMs: number): Promise<number> {
     let removed = await this.deps.files.deleteExpired();
     const cutoff = Date.now() - expiryMs;
     for (const record of await this.deps.store.list()) {
-      if ((record.state !== 'active' && record.state !== 'failed') || Date.parse(record.updatedAt) > cutoff) continue;
+      if (!ABANDONED.includes(record.state) || Date.parse(record.updatedAt) > cutoff) continue;
       await this.deps.files.remove(record.id).catch(() => this.forget(record.id));
       removed++;
     }
     return removed;
-  }
-
-  /** Free storage less what the uploads in progress still need. */
-  async spareBytes(): Promise<number> {
-    let owed = 0;
-    for (const record of await this.deps.store.list()) {
-      if (record.state === 'receiving') owed += record.size - (await this.deps.files.offset(record.id).catch(() => 0));
-    }
-    return (await freeBytes(this.deps.storageDir)) - owed;
   }
 
   /** At start: drop records whose data is gone, and queue uploads that completed just before a stop. */
@@ -178,7 +215,11 @@ export class Uploads {
       if (offset === undefined) {
         this.deps.logger.warn({ uploadId: record.id }, 'upload data missing; record dropped');
         await this.deps.store.delete(record.id);
-      } else if (record.state === 'receiving' && offset >= record.size) {
+        continue;
+      }
+      if (record.state !== 'receiving') continue;
+      if (offset < record.size) this.deps.reservations.restore(record.id, record.projectId, record.size, offset);
+      else {
         await this.complete(record.id).catch((err: unknown) =>
           this.deps.logger.warn({ err, uploadId: record.id }, 'completed upload refused at start'),
         );
@@ -188,11 +229,8 @@ export class Uploads {
   }
 }
 
-const SEEN_MS = 10_000;
-
-function hashOf(token: string): string {
-  return createHash('sha256').update(token).digest('hex');
-}
+/** States in which nobody may ever come back for an upload: removed once untouched past the expiry. */
+const ABANDONED: readonly UploadState[] = ['active', 'failed', 'awaiting_token'];
 
 function sameToken(known: string | undefined, given: string): boolean {
   if (known === undefined || known.length !== given.length) return false;

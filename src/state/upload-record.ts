@@ -41,6 +41,10 @@ export interface ContentHash {
 export interface UploadRecord {
   id: string;
   imageId: string;
+  /** The Keystone project that owns the image: the only one whose tokens may act on the upload. */
+  projectId: string;
+  /** The gateway created the image (the `name` flow): it deletes it again if the upload never completes. */
+  createdImage: boolean;
   /** Glance endpoint root the image lives at (static, or from the creator's catalog). */
   glanceUrl: string;
   diskFormat: string;
@@ -57,7 +61,9 @@ export interface UploadRecord {
   updatedAt: string;
 }
 
-export function newRecord(fields: Pick<UploadRecord, 'id' | 'imageId' | 'glanceUrl' | 'diskFormat' | 'size'>): UploadRecord {
+export function newRecord(
+  fields: Pick<UploadRecord, 'id' | 'imageId' | 'projectId' | 'createdImage' | 'glanceUrl' | 'diskFormat' | 'size'>,
+): UploadRecord {
   const now = new Date().toISOString();
   return {
     ...fields,

@@ -13,6 +13,8 @@ export interface GrowingFileOptions {
   allowed?: () => number;
   /** Give up when the file has not grown for this long. */
   stallMs: number;
+  /** Give up too when the file grew slower than this (bytes a second) over a `stallMs` window. */
+  minRate?: number;
   /** Stops a wait for bytes at once; reads then fail with the signal's reason. */
   signal?: AbortSignal;
 }
@@ -29,14 +31,26 @@ export class GrowingFile {
   /** Bytes known to be in the file: it is looked at again only when they are used up. */
   #known = 0;
   #lastProgress = Date.now();
+  /** The window `minRate` is measured over: when it started, and the file's size then. */
+  #windowAt = Date.now();
+  #windowSize: number;
 
   private constructor(
     private readonly handle: FileHandle,
     private readonly opts: GrowingFileOptions,
-  ) {}
+    size: number,
+  ) {
+    this.#known = this.#windowSize = size;
+  }
 
   static async open(file: string, opts: GrowingFileOptions): Promise<GrowingFile> {
-    return new GrowingFile(await fsp.open(file, 'r'), opts);
+    const handle = await fsp.open(file, 'r');
+    try {
+      return new GrowingFile(handle, opts, (await handle.stat()).size);
+    } catch (err) {
+      await handle.close();
+      throw err;
+    }
   }
 
   /**
@@ -47,6 +61,7 @@ export class GrowingFile {
     const { size, allowed, stallMs, signal } = this.opts;
     while (this.#position < size) {
       signal?.throwIfAborted();
+      if (this.opts.minRate && Date.now() - this.#windowAt >= stallMs) await this.#checkRate();
       if (this.#position >= this.#known) this.#known = (await this.handle.stat()).size;
       const limit = Math.min(size, allowed?.() ?? size, this.#known);
       if (limit > this.#position) {
@@ -66,6 +81,24 @@ export class GrowingFile {
     return null;
   }
 
+  /**
+   * Once a window: a file that grows, but too slowly to be worth a push slot, counts as stalled.
+   * A complete file has nothing left to wait for.
+   */
+  async #checkRate(): Promise<void> {
+    const { size, stallMs, minRate = 0 } = this.opts;
+    this.#known = (await this.handle.stat()).size;
+    const now = Date.now();
+    const elapsed = now - this.#windowAt;
+    const grown = this.#known - this.#windowSize;
+    if (this.#known < size && grown * 1000 < minRate * elapsed) {
+      const rate = Math.round((grown * 1000) / elapsed);
+      throw new StreamStalledError(`the file grew by ${rate} bytes/s over ${elapsed} ms, below ${minRate} bytes/s`);
+    }
+    this.#windowAt = now;
+    this.#windowSize = this.#known;
+  }
+
   close(): Promise<void> {
     return this.handle.close();
   }
@@ -77,7 +110,8 @@ const READ_CHUNK = 1 << 20;
 export class GrowingFileReader extends Readable {
   #file: GrowingFile | undefined;
   readonly #stop = new AbortController();
-  stalled = false;
+  /** Why the file was given up as stalled, if it was. */
+  stalled: string | undefined;
 
   constructor(
     private readonly path: string,
@@ -98,7 +132,7 @@ export class GrowingFileReader extends Readable {
     this.#file!.next((available) => Buffer.allocUnsafe(Math.min(READ_CHUNK, available))).then(
       (chunk) => this.push(chunk),
       (err: Error) => {
-        this.stalled = err instanceof StreamStalledError;
+        if (err instanceof StreamStalledError) this.stalled = err.message;
         this.destroy(err);
       },
     );

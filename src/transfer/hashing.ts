@@ -1,7 +1,10 @@
 import { createHash, getHashes } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
+import { DEFAULT_ALGO, opensslName } from '../glance/multihash.js';
 import type { ContentHash } from '../state/upload-record.js';
-import { GrowingFile } from './growing-file.js';
+import { GrowingFile, type GrowingFileOptions } from './growing-file.js';
+
+export { DEFAULT_ALGO };
 
 export interface Hashing {
   /** Glance's name of the algorithm (`os_hash_algo`). */
@@ -12,23 +15,8 @@ export interface Hashing {
   abort(): void;
 }
 
-/** Glance's default `hashing_algorithm`, used until a Glance shows another one. */
-export const DEFAULT_ALGO = 'sha512';
-
 /** Bytes hashed per read: long enough to cost little per call, short enough (1 ms) not to hold up the event loop. */
 const CHUNK = 1 << 20;
-
-/** Glance names algorithms as Python's hashlib does; OpenSSL names a few of them otherwise. */
-const OPENSSL_NAMES: Record<string, string> = {
-  sha3_224: 'sha3-224',
-  sha3_256: 'sha3-256',
-  sha3_384: 'sha3-384',
-  sha3_512: 'sha3-512',
-  blake2b: 'blake2b512',
-  blake2s: 'blake2s256',
-};
-
-const opensslName = (algo: string): string => OPENSSL_NAMES[algo] ?? algo;
 
 /** Whether this process can compute Glance's `algo`. */
 export function canHash(algo: string): boolean {
@@ -40,19 +28,20 @@ export function canHash(algo: string): boolean {
  * grow, so these are the bytes pushed). It runs on the event loop, one 1 MiB read at a time into
  * one buffer: a worker thread would cost a second V8 isolate (11 MiB) for work Glance outlasts
  * anyway (SHA-512 costs the gateway 1.2 CPU-s/GiB, Glance about 5). Gives up when the file does
- * not grow for `stallMs`.
+ * not grow for `stallMs`, or grows slower than `minRate` bytes a second over that window.
  */
-export function hashFile(file: string, size: number, algo: string, stallMs = Infinity): Hashing {
+export function hashFile(file: string, size: number, algo: string, stallMs = Infinity, minRate = 0): Hashing {
   const stop = new AbortController();
-  const result = digestFile(file, size, opensslName(algo), stallMs, stop.signal).then((value) => ({ algo, value }));
+  const follow = { size, stallMs, minRate, signal: stop.signal };
+  const result = digestFile(file, opensslName(algo), follow).then((value) => ({ algo, value }));
   result.catch(() => undefined); // a given-up push never reads it
   return { algo, result, abort: () => stop.abort(new Error('hashing stopped: the push was given up')) };
 }
 
-async function digestFile(path: string, size: number, algorithm: string, stallMs: number, signal: AbortSignal): Promise<string> {
+async function digestFile(path: string, algorithm: string, follow: GrowingFileOptions): Promise<string> {
   const hash = createHash(algorithm);
   const buffer = Buffer.allocUnsafeSlow(CHUNK);
-  const file = await GrowingFile.open(path, { size, stallMs, signal });
+  const file = await GrowingFile.open(path, follow);
   try {
     for (let chunk; (chunk = await file.next(() => buffer)); ) hash.update(chunk);
     return hash.digest('hex');

@@ -27,8 +27,8 @@ export interface PushPolicy {
   maxAttempts: number;
   retryBaseMs: number;
   retryMaxMs: number;
-  /** Start pushing while the upload still arrives; give that up when the client stalls this long. */
-  streaming: { enabled: boolean; stallMs: number };
+  /** Push while the upload still arrives; give that up when the client stalls this long, or sends below `minRate` (bytes/s) over it. */
+  streaming: { enabled: boolean; stallMs: number; minRate: number };
 }
 
 export interface PusherDeps {
@@ -38,6 +38,11 @@ export interface PusherDeps {
   files: StoredFiles;
   events: UploadEvents;
   logger: Logger;
+  /**
+   * Judge the complete stored upload against another disk_format than the one it was checked
+   * against at upload; the reason it does not match, or null.
+   */
+  recheck(uploadId: string, diskFormat: string, size: number): Promise<string | null>;
   /** Defaults to a LocalPushQueue of `policy.concurrency` slots. */
   queue?: (worker: (uploadId: string) => Promise<void>) => PushQueue;
 }
@@ -54,7 +59,7 @@ export class Pusher {
   readonly #timers = new Map<string, NodeJS.Timeout>();
   readonly #pushed = new Map<string, { bytes: number; sentAt: number }>();
   /** Streaming pushes under way; `released` once the upload is complete and checked. */
-  readonly #streaming = new Map<string, { released: boolean }>();
+  readonly #streaming = new Map<string, StreamingPush>();
   /** Uploads whose streaming push was given up: they push once complete. */
   readonly #noStream = new Set<string>();
   /** Digests under way, one per upload: each runs beside its push, reading the same file. */
@@ -85,11 +90,44 @@ export class Pusher {
     if (record.state !== 'receiving') return record.state;
     const stream = this.#streaming.get(uploadId);
     if (stream) {
-      stream.released = true;
       await this.deps.store.update(uploadId, { state: 'pushing', attempts: record.attempts + 1 });
+      void this.#releaseLastByte(record, stream);
       return 'pushing';
     }
     return this.#enqueue(uploadId, { attempts: 0 });
+  }
+
+  /**
+   * The last byte goes only to an image whose disk_format is still the one the content was checked
+   * against; otherwise (or if that cannot be told) the streaming push stops and a stored push decides.
+   */
+  async #releaseLastByte(record: UploadRecord, stream: StreamingPush): Promise<void> {
+    const token = this.deps.tokens.get(record.id);
+    const image = token
+      ? await this.deps.glance.getImage({ endpoint: record.glanceUrl, token }, record.imageId, stream.signal).catch(() => undefined)
+      : undefined;
+    if (image && (image.disk_format ?? record.diskFormat) === record.diskFormat) {
+      stream.released = true;
+      return;
+    }
+    stream.abort();
+    await stream.done;
+    await this.#enqueue(record.id, {}).catch((err: unknown) =>
+      this.deps.logger.error({ err, uploadId: record.id }, 'push after a stopped streaming push could not be queued'),
+    );
+  }
+
+  /** Glance's image may have been switched to another disk_format since the content was checked: check again. */
+  async #formatChange(record: UploadRecord, image: Image): Promise<PushError | null> {
+    const now = image.disk_format;
+    if (!now || now === record.diskFormat) return null;
+    const refusal = await this.deps.recheck(record.id, now, record.size);
+    if (refusal !== null) {
+      const message = `disk_format changed in Glance from ${record.diskFormat} to ${now}, which the content does not match: ${refusal}`;
+      return { code: 'format_changed', message };
+    }
+    await this.deps.store.update(record.id, { diskFormat: now });
+    return null;
   }
 
   /** Bytes past the content check are arriving: start pushing them now if a slot is free. */
@@ -103,11 +141,11 @@ export class Pusher {
    * The digest follows the push, reading the same file: Glance spends about four times as much CPU
    * on the bytes sent, so the digest costs no extra wall time (and none during ingest without streaming).
    */
-  #startHashing(record: UploadRecord, algo: string, stallMs?: number): Hashing {
+  #startHashing(record: UploadRecord, algo: string, follow?: { stallMs: number; minRate: number }): Hashing {
     const running = this.#hashing.get(record.id);
     if (running?.algo === algo) return running;
     running?.abort();
-    const hashing = hashFile(this.deps.files.path(record.id), record.size, algo, stallMs);
+    const hashing = hashFile(this.deps.files.path(record.id), record.size, algo, follow?.stallMs, follow?.minRate);
     this.#hashing.set(record.id, hashing);
     // One that stopped (the client stalled) is started again by the next push.
     hashing.result.catch(() => this.#hashing.get(record.id) === hashing && this.#hashing.delete(record.id));
@@ -228,6 +266,8 @@ export class Pusher {
     const before = await this.deps.glance.getImage(auth, record.imageId, signal);
     const verdict = await judgeImage(before, record.size, (algo) => this.#hashOf(record, algo, log));
     if (verdict.kind !== 'push') return this.#settle(record, verdict, before, log);
+    const changed = await this.#formatChange(record, before);
+    if (changed) return this.#fail(record, changed, log, snapshot(before));
 
     log.info('push started');
     this.#startHashing(record, this.#algoFor(record));
@@ -261,7 +301,13 @@ export class Pusher {
     if (!this.policy.streaming.enabled || this.#noStream.has(record.id) || !token) return;
     const auth = { endpoint: record.glanceUrl, token };
     const controller = new AbortController();
-    const stream = { released: false };
+    let ended!: () => void;
+    const stream: StreamingPush = {
+      released: false,
+      signal: controller.signal,
+      abort: () => controller.abort(),
+      done: new Promise<void>((resolve) => (ended = resolve)),
+    };
     this.#inflight.set(record.id, controller);
     this.#streaming.set(record.id, stream);
     const log = this.deps.logger.child({ uploadId: record.id, imageId: record.imageId, streaming: true });
@@ -270,6 +316,7 @@ export class Pusher {
       size,
       allowed: () => (stream.released ? size : size - 1),
       stallMs: this.policy.streaming.stallMs,
+      minRate: this.policy.streaming.minRate,
     });
     try {
       const image = await this.deps.glance.getImage(auth, record.imageId, controller.signal);
@@ -281,7 +328,7 @@ export class Pusher {
         return;
       }
       log.info('streaming push started');
-      this.#startHashing(record, this.#algoFor(record), this.policy.streaming.stallMs);
+      this.#startHashing(record, this.#algoFor(record), this.policy.streaming);
       const counter = new ByteCounter((bytes) => this.#progress(record.id, bytes));
       const body = pipeline(reader, counter, () => undefined);
       await this.deps.glance.uploadData(auth, record.imageId, body, size, controller.signal);
@@ -293,12 +340,13 @@ export class Pusher {
       const current = await this.deps.store.get(record.id);
       if (current?.state === 'pushing') return this.#onFailure(current, auth, err, log); // completed meanwhile
       this.#noStream.add(record.id);
-      const reason = reader.stalled ? 'the client stalled' : err instanceof Error ? err.message : String(err);
+      const reason = reader.stalled ?? (err instanceof Error ? err.message : String(err));
       log.warn({ reason }, 'streaming push given up; the upload will be pushed once complete');
     } finally {
       this.#streaming.delete(record.id);
       this.#inflight.delete(record.id);
       this.#pushed.delete(record.id);
+      ended();
     }
   }
 
@@ -415,6 +463,15 @@ export class Pusher {
     if (!record) throw new NotFoundError(`upload ${uploadId} not found`);
     return record;
   }
+}
+
+interface StreamingPush {
+  /** The upload is complete and checked: the last byte may go. */
+  released: boolean;
+  signal: AbortSignal;
+  abort(): void;
+  /** Settles once the streaming attempt has ended, however it ended. */
+  done: Promise<void>;
 }
 
 function snapshot(image: Image): GlanceSnapshot {

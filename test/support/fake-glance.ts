@@ -23,7 +23,7 @@ export interface FakeImage {
 }
 
 export type PutFault =
-  | { kind: 'status'; status: number; message?: string; bytesPerSecond?: number } // optionally read slowly first
+  | { kind: 'status'; status: number; message?: string; bytesPerSecond?: number; echoToken?: boolean } // optionally read slowly first; echoToken: the message ends with the caller's token
   | { kind: 'status-early'; status: number; message?: string }
   | { kind: 'reset'; afterBytes: number }
   | { kind: 'wrong-checksum' }
@@ -116,6 +116,8 @@ export class FakeGlance {
   private readonly images = new Map<string, FakeImage>();
   private readonly tokens: Map<string, string>;
   private readonly faults: PutFault[] = [];
+  /** Projects an owner shared each image with (Glance shows `shared` images to members, pending ones too). */
+  private readonly members = new Map<string, Set<string>>();
   /** Awaited before answering GET /v2/images/{id}: holds an answer back to open a race. */
   beforeGet: ((id: string) => Promise<void>) | undefined;
   private readonly sockets = new Set<Socket>();
@@ -185,6 +187,13 @@ export class FakeGlance {
     Object.assign(img, patch, { updated_at: now() });
   }
 
+  /** Share an image with another project (a member, even a pending one, sees it). */
+  addMember(imageId: string, project: string): void {
+    const members = this.members.get(imageId) ?? new Set<string>();
+    members.add(project);
+    this.members.set(imageId, members);
+  }
+
   failNextPuts(...faults: PutFault[]): void {
     this.faults.push(...faults);
   }
@@ -215,6 +224,7 @@ export class FakeGlance {
   private async route(req: IncomingMessage, res: ServerResponse, path: string, token: string | null): Promise<void> {
     const method = req.method ?? '';
     if (method === 'GET' && (path === '/' || path === '/versions')) return sendJson(res, 200, VERSIONS);
+    if (method === 'GET' && path === '/v3/auth/tokens') return this.validate(res, token, first(req.headers['x-subject-token']));
     const match = /^\/v2\/images\/([^/]+)(\/file)?\/?$/.exec(path);
     const id = match?.[1];
     if (method === 'PUT' && id && match[2]) return this.put(req, res, id, token);
@@ -226,6 +236,16 @@ export class FakeGlance {
       const img = this.visible(id, project);
       return img ? sendJson(res, 200, view(img)) : sendError(res, 404, `No image found with ID ${id}`);
     }
+    if ((method === 'DELETE' || method === 'PATCH') && id && !match[2]) {
+      const img = this.visible(id, project);
+      if (!img) return sendError(res, 404, `No image found with ID ${id}`);
+      if (img.owner !== project) return sendError(res, 403, 'You are not permitted to modify this image.');
+      if (method === 'DELETE') {
+        this.setImage(id, { status: 'deleted' });
+        return void res.writeHead(204).end();
+      }
+      return this.patch(req, res, img);
+    }
     sendError(res, 404, 'The resource could not be found.');
   }
 
@@ -236,8 +256,27 @@ export class FakeGlance {
   private visible(id: string, project: string): FakeImage | undefined {
     const img = this.images.get(id);
     if (!img || img.status === 'deleted') return undefined;
-    const shown = img.owner === project || img.visibility === 'public' || img.visibility === 'community';
+    const member = img.visibility === 'shared' && (this.members.get(id)?.has(project) ?? false);
+    const shown = img.owner === project || img.visibility === 'public' || img.visibility === 'community' || member;
     return shown ? img : undefined;
+  }
+
+  /** Keystone's `GET /v3/auth/tokens`, as the gateway uses it: a token reads itself. */
+  private validate(res: ServerResponse, token: string | null, subject: string | null): void {
+    if (this.projectOf(token) === undefined) return sendError(res, 401, UNAUTHORIZED);
+    const project = this.projectOf(subject);
+    if (project === undefined) return sendError(res, 404, 'Could not find token.');
+    const expires = new Date(Date.now() + 3600_000).toISOString();
+    sendJson(res, 200, { token: { user: { id: `user-of-${project}` }, project: { id: project, name: project }, expires_at: expires, catalog: [] } });
+  }
+
+  /** `PATCH /v2/images/{id}` with JSON-patch `replace` ops on the fields the gateway cares about. */
+  private async patch(req: IncomingMessage, res: ServerResponse, img: FakeImage): Promise<void> {
+    const ops = JSON.parse(await readSmall(req)) as { op: string; path: string; value: unknown }[];
+    const patch: Record<string, unknown> = {};
+    for (const { path: field, value } of ops) patch[field.replace(/^\//, '')] = value;
+    this.setImage(img.id, patch as Partial<FakeImage>);
+    sendJson(res, 200, view(this.images.get(img.id)!));
   }
 
   private async create(req: IncomingMessage, res: ServerResponse, project: string): Promise<void> {
@@ -273,7 +312,8 @@ export class FakeGlance {
       return answer(fault.status, fault.message ?? 'Injected fault', { connection: 'close' });
     }
     if (fault?.kind === 'status') {
-      if (await this.receive(req, record, Infinity, fault.bytesPerSecond)) answer(fault.status, fault.message ?? 'Injected fault');
+      const message = `${fault.message ?? 'Injected fault'}${fault.echoToken ? ` ${token}` : ''}`;
+      if (await this.receive(req, record, Infinity, fault.bytesPerSecond)) answer(fault.status, message);
       return;
     }
 

@@ -25,10 +25,15 @@ async function procStatus(pid: number, field: string): Promise<number> {
   return Number(match[1]) * 1024;
 }
 
+/** The fake Glance answers Keystone's token validation too: a gateway pointed at it needs nothing else. */
+export function withKeystone(env: Record<string, string>): Record<string, string> {
+  return env.OS_AUTH_URL || !env.GLANCE_URL ? env : { ...env, OS_AUTH_URL: `${env.GLANCE_URL}/v3` };
+}
+
 export async function spawnGateway(env: Record<string, string>): Promise<GatewayProcess> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
     cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', PORT: '0', ...env },
+    env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', PORT: '0', ...withKeystone(env) },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const output: string[] = [];

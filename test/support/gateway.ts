@@ -7,6 +7,7 @@ import { loadConfig } from '../../src/config.js';
 import { createGateway, type Gateway } from '../../src/gateway.js';
 import { createLogger } from '../../src/logger.js';
 import type { UploadStatus } from '../../src/ingest/uploads.js';
+import { withKeystone } from './gateway-process.js';
 
 export class LogCapture extends Writable {
   readonly lines: string[] = [];
@@ -39,7 +40,7 @@ export async function startGateway(env: Record<string, string> = {}, storageDir?
     PUSH_RETRY_BASE_MS: '100',
     PUSH_RETRY_MAX_MS: '400',
     SHUTDOWN_GRACE_MS: '500',
-    ...env,
+    ...withKeystone(env),
   });
   const logs = new LogCapture();
   const gateway = await createGateway(config, createLogger(config.logLevel, logs));

@@ -97,3 +97,32 @@ export async function getImage(env: StackEnv, token: string, id: string): Promis
   if (res.status !== 200) throw new Error(`Glance answered ${res.status} for image ${id}`);
   return (await res.json()) as GlanceImage;
 }
+
+/** Replace image fields (JSON patch), as the owner may while the image is queued. */
+export async function patchImage(env: StackEnv, token: string, id: string, fields: Record<string, unknown>): Promise<GlanceImage> {
+  const ops = Object.entries(fields).map(([key, value]) => ({ op: 'replace', path: `/${key}`, value }));
+  const res = await fetch(`${env.GLANCE_URL}/v2/images/${id}`, {
+    method: 'PATCH',
+    headers: { 'x-auth-token': token, 'content-type': 'application/openstack-images-v2.1-json-patch' },
+    body: JSON.stringify(ops),
+  });
+  if (res.status !== 200) throw new Error(`Glance refused the patch: ${res.status} ${await res.text()}`);
+  return (await res.json()) as GlanceImage;
+}
+
+/** Share an image with another project; the membership stays pending (the member never accepts). */
+export async function shareImage(env: StackEnv, token: string, id: string, projectId: string): Promise<void> {
+  const res = await fetch(`${env.GLANCE_URL}/v2/images/${id}/members`, {
+    method: 'POST',
+    headers: { 'x-auth-token': token, 'content-type': 'application/json' },
+    body: JSON.stringify({ member: projectId }),
+  });
+  if (res.status !== 200) throw new Error(`Glance refused the member: ${res.status} ${await res.text()}`);
+}
+
+/** The HTTP status of GET image: 200 while it exists, 404 once deleted. */
+export async function imageAnswer(env: StackEnv, token: string, id: string): Promise<number> {
+  const res = await fetch(`${env.GLANCE_URL}/v2/images/${id}`, { headers: { 'x-auth-token': token } });
+  await res.arrayBuffer();
+  return res.status;
+}

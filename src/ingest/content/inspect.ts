@@ -1,26 +1,39 @@
 /**
- * Pure content checks of an upload against its declared Glance disk_format.
- * No I/O: callers hand in the first HEAD_BYTES and, for vhd, the last TAIL_BYTES.
+ * Content checks of an upload against its declared Glance disk_format. inspectHead and
+ * inspectTail are pure: callers hand in the first HEAD_BYTES and, for vhd, the last
+ * TAIL_BYTES. inspectStored runs every check on a complete stored file.
  */
-import { HeadView } from './head-view.js';
-import { ISO_MAGIC, MISSING_MAGIC, isContainer, scan, type Container } from './magic.js';
+import { HEAD_BYTES, HeadView } from './head-view.js';
+import { ISO_MAGIC, MISSING_MAGIC, isContainer, scan, type Container, type Detected } from './magic.js';
 import { checkQcow2, qcowName } from './qcow2.js';
-import { checkFooter, FOOTER_BYTES } from './vhd.js';
+import { checkQed } from './qed.js';
+import { checkFooter, checkFooterCopy, checkVhdHead, FOOTER_BYTES } from './vhd.js';
+import { checkVhdx, type ReadAt } from './vhdx.js';
+import { checkVmdk } from './vmdk.js';
 import { needMore, ok, reject, type Verdict } from './verdict.js';
 
 export type { Verdict } from './verdict.js';
+export type { ReadAt } from './vhdx.js';
+export { HEAD_BYTES } from './head-view.js';
 
-export const HEAD_BYTES = 64 * 1024;
 export const TAIL_BYTES = FOOTER_BYTES;
 
 /** Formats not listed here (zvhd, qcow, ploop, ami, unknown, ...) are never refused. */
 const inspectable = (f: string) => f === 'raw' || f === 'iso' || isContainer(f);
 
+/** What each format must also pass once its magic is found. */
+const CHECKS: Partial<Record<Container, (v: HeadView) => Verdict>> = {
+  qcow2: checkQcow2,
+  vmdk: checkVmdk,
+  qed: checkQed,
+  vhd: checkVhdHead,
+};
+
 export function inspectHead(diskFormat: string, head: Buffer, size: number, complete: boolean): Verdict {
   if (!inspectable(diskFormat)) return ok();
   const v = viewOf(head, size, complete);
   const { found, pending } = scan(v);
-  const name = (f: Container) => (f === 'qcow2' ? qcowName(v) : f);
+  const name = (f: Detected) => (f === 'qcow2' ? qcowName(v) : f);
   const first = found[0];
 
   if (diskFormat === 'raw') {
@@ -44,7 +57,7 @@ export function inspectHead(diskFormat: string, head: Buffer, size: number, comp
     );
   }
   if (found.includes(diskFormat)) {
-    const r = diskFormat === 'qcow2' ? checkQcow2(v) : ok();
+    const r = CHECKS[diskFormat]?.(v) ?? ok();
     // Still wait for the other magics so a polyglot cannot slip through.
     return r.kind === 'reject' || !pending.length ? r : needMore();
   }
@@ -66,10 +79,54 @@ export function inspectTail(diskFormat: string, tail: Buffer): Verdict {
   return diskFormat === 'vhd' ? checkFooter(tail) : ok();
 }
 
-/** How far the head can ever reach: the declared size caps it, so short files decide early. */
+/**
+ * Every check on a complete stored file: the head, a VHD's footer at the end, and a
+ * VHDX's metadata region, which lies past the head. `read` may return fewer bytes at the end.
+ */
+export async function inspectStored(diskFormat: string, size: number, read: ReadAt): Promise<Verdict> {
+  const head = await read(0, Math.min(HEAD_BYTES, size));
+  const verdict = inspectHead(diskFormat, head, size, true);
+  // A complete file leaves nothing to wait for; a check that still does cannot vouch for it.
+  if (verdict.kind === 'need-more') return reject('content could not be judged (the file ends too early)');
+  if (verdict.kind === 'reject') return verdict;
+  if (diskFormat === 'vhd') {
+    const length = Math.min(TAIL_BYTES, size);
+    const tail = await read(size - length, length);
+    return needsTail(diskFormat, head) ? inspectTail(diskFormat, tail) : checkFooterCopy(tail);
+  }
+  return diskFormat === 'vhdx' ? checkVhdx(size, read) : ok();
+}
+
+const NOT_STORED = Symbol('not stored yet');
+
+/** Whether a format has checks that read past the head before the upload completes. */
+export const readsPastHead = (diskFormat: string) => diskFormat === 'vhdx';
+
+/**
+ * The checks of inspectStored that read past the head (a VHDX's metadata), on a file of
+ * which only [0, stored) is there yet: need-more until the bytes they read are stored.
+ */
+export async function inspectStoredSoFar(diskFormat: string, size: number, stored: number, read: ReadAt): Promise<Verdict> {
+  if (!readsPastHead(diskFormat)) return ok();
+  const storedOnly: ReadAt = async (start, length) => {
+    if (Math.min(start + length, size) > stored) throw NOT_STORED;
+    return read(start, length);
+  };
+  return checkVhdx(size, storedOnly).catch((err: unknown) => {
+    if (err === NOT_STORED) return needMore();
+    throw err;
+  });
+}
+
+/**
+ * How far the head can ever reach: the declared size caps it, so short files decide early.
+ * `complete` says no more bytes will come; the head itself is still only the first HEAD_BYTES.
+ */
 function viewOf(head: Buffer, size: number, complete: boolean): HeadView {
   const known = Number.isFinite(size) && size >= 0;
-  if (complete || (known && head.length >= size)) return new HeadView(head, head.length, true);
+  if ((known && head.length >= size) || (complete && (!known || head.length < HEAD_BYTES))) {
+    return new HeadView(head, head.length, true);
+  }
   const reach = Math.min(HEAD_BYTES, known ? size : Infinity);
   return new HeadView(head, Math.max(head.length, reach), false);
 }

@@ -1,16 +1,19 @@
 import type { HeadView, Match } from './head-view.js';
+import { FOREIGN_MATCHERS, type Foreign } from './probes.js';
 import { CONECTIX } from './vhd.js';
 import { matchVmdk } from './vmdk.js';
 
-/** Formats whose data must never be accepted as raw: qemu would interpret it. */
+/** Formats a disk_format can name, whose data must never be accepted as raw: qemu would interpret it. */
 export type Container = 'qcow2' | 'vmdk' | 'vhdx' | 'vdi' | 'qed' | 'vhd';
+/** Whatever the head may turn out to be. */
+export type Detected = Container | Foreign;
 
 const at = (offset: number, magic: string) => {
   const bytes = Buffer.from(magic, 'latin1');
   return (v: HeadView) => v.magicAt(offset, bytes);
 };
 
-const MATCHERS: Record<Container, (v: HeadView) => Match> = {
+const CONTAINER_MATCHERS: Record<Container, (v: HeadView) => Match> = {
   qcow2: at(0, 'QFI\xfb'),
   vmdk: matchVmdk,
   vhdx: at(0, 'vhdxfile'),
@@ -19,14 +22,17 @@ const MATCHERS: Record<Container, (v: HeadView) => Match> = {
   vhd: (v) => v.magicAt(0, CONECTIX), // dynamic/differencing: footer copy at 0
 };
 
-export const CONTAINERS = Object.keys(MATCHERS) as Container[];
+const MATCHERS: Record<Detected, (v: HeadView) => Match> = { ...CONTAINER_MATCHERS, ...FOREIGN_MATCHERS };
 
-export const isContainer = (f: string): f is Container => Object.hasOwn(MATCHERS, f);
+export const CONTAINERS = Object.keys(CONTAINER_MATCHERS) as Container[];
+const DETECTABLE = Object.keys(MATCHERS) as Detected[];
+
+export const isContainer = (f: string): f is Container => Object.hasOwn(CONTAINER_MATCHERS, f);
 
 /** What a declared format's reject reason says is missing. */
 export const MISSING_MAGIC: Record<Container, string> = {
   qcow2: 'no QFI\\xfb magic',
-  vmdk: 'no KDMV magic or "# Disk DescriptorFile" descriptor',
+  vmdk: 'no KDMV magic',
   vhdx: 'no vhdxfile magic',
   vdi: 'no 0xBEDA107F magic at offset 0x40',
   qed: 'no QED\\0 magic',
@@ -35,10 +41,10 @@ export const MISSING_MAGIC: Record<Container, string> = {
 
 export const ISO_MAGIC = { offset: 32769, bytes: Buffer.from('CD001', 'latin1') };
 
-export function scan(v: HeadView): { found: Container[]; pending: Container[] } {
-  const found: Container[] = [];
-  const pending: Container[] = [];
-  for (const f of CONTAINERS) {
+export function scan(v: HeadView): { found: Detected[]; pending: Detected[] } {
+  const found: Detected[] = [];
+  const pending: Detected[] = [];
+  for (const f of DETECTABLE) {
     const m = MATCHERS[f](v);
     if (m === 'yes') found.push(f);
     else if (m === 'short') pending.push(f);

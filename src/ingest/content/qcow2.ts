@@ -10,6 +10,8 @@ const INCOMPATIBLE_FEATURES = 72;
 const HEADER_LENGTH = 100;
 const V3_MIN_HEADER_LENGTH = 104;
 const INCOMPAT_DATA_FILE = 1n << 2n;
+/** dirty, corrupt, external data file, compression type: what Glance's inspector knows. */
+const INCOMPAT_KNOWN = 0xfn;
 const EXT_END = 0;
 const EXT_DATA_FILE = 0x44415441; // "DATA"
 
@@ -26,7 +28,8 @@ function missing(v: HeadView, end: number, reason = 'qcow2 header is truncated')
 
 /**
  * Refuse what makes qemu open other host files: a backing file or an external
- * data file. Called only once the QFI\xfb magic is known to be present.
+ * data file; and incompatible features Glance's inspector does not know.
+ * Called only once the QFI\xfb magic is known to be present.
  */
 export function checkQcow2(v: HeadView): Verdict {
   const b = v.buf;
@@ -47,9 +50,11 @@ export function checkQcow2(v: HeadView): Verdict {
   let headerLength = V2_HEADER_LENGTH;
   if (version === 3) {
     if ((m = missing(v, INCOMPATIBLE_FEATURES + 8))) return m;
-    if (b.readBigUInt64BE(INCOMPATIBLE_FEATURES) & INCOMPAT_DATA_FILE) {
-      return reject('qcow2 image uses an external data file');
-    }
+    const incompatible = b.readBigUInt64BE(INCOMPATIBLE_FEATURES);
+    if (incompatible & INCOMPAT_DATA_FILE) return reject('qcow2 image uses an external data file');
+    // A feature not known here may change how the image is read; refuse rather than guess.
+    const unknown = incompatible & ~INCOMPAT_KNOWN;
+    if (unknown) return reject(`qcow2 image uses unknown incompatible features (0x${unknown.toString(16)})`);
     if ((m = missing(v, HEADER_LENGTH + 4))) return m;
     headerLength = b.readUInt32BE(HEADER_LENGTH);
     if (headerLength < V3_MIN_HEADER_LENGTH || headerLength > clusterSize) {
