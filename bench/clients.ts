@@ -160,14 +160,14 @@ export async function watchUpload(uploadUrl: string, token: string): Promise<Wat
           const status = JSON.parse(data) as { state?: string; error?: { code: string; message: string } };
           if (status.state && !seen.has(status.state)) seen.set(status.state, now());
           if (status.state === 'failed') failure = new Error(`push failed: ${JSON.stringify(status.error)}`);
-          waiters.splice(0).forEach((w) => w());
+          for (const wake of waiters.splice(0)) wake();
         }
       }
     } catch {
       // aborted by close()
     }
     ended = true;
-    waiters.splice(0).forEach((w) => w());
+    for (const wake of waiters.splice(0)) wake();
   })();
   return {
     async until(state) {

@@ -1,9 +1,13 @@
+import { ERRORS } from '@tus/utils';
+import { statusOf, TUS_REFUSALS, type RequestErrorCode } from './error-codes.js';
+
 /**
  * The gateway's errors as one typed set, and the one place that maps them to HTTP.
- * Layers below HTTP throw these; nothing below HTTP picks a status code.
+ * Layers below HTTP throw these; nothing below HTTP picks a status code: each code's status is
+ * in the table of src/error-codes.ts.
  */
 export abstract class GatewayError extends Error {
-  abstract readonly code: string;
+  abstract readonly code: RequestErrorCode;
   /** Upstream (Glance/Keystone) status, when the error passes one on. */
   readonly httpStatus: number | undefined;
 
@@ -66,37 +70,36 @@ export class PushNotRestartableError extends GatewayError {
   readonly code = 'push_not_restartable';
 }
 
-const STATUS = new Map<abstract new (...args: never[]) => GatewayError, number>([
-  [TokenMissingError, 401],
-  [TokenRejectedError, 401],
-  [NotFoundError, 404],
-  [ImageNotQueuedError, 409],
-  [UploadExistsError, 409],
-  [PushNotRestartableError, 409],
-  [ImageFormatMissingError, 400],
-  [InvalidMetadataError, 400],
-  [TusVersionError, 412],
-  [InvalidHeaderError, 400],
-  [ContentTypeError, 415],
-  [ContentMismatchError, 415],
-  [InsufficientStorageError, 507],
-  [QuotaExceededError, 413],
-  [GlanceUnreachableError, 502],
-]);
-
 export interface HttpError {
   status: number;
-  body: { error: { code: string; message: string } };
+  body: { error: { code: RequestErrorCode; message: string } };
+}
+
+/** The answer for `code`, its status from the table. */
+export function httpError(code: RequestErrorCode, message: string, upstream?: number): HttpError {
+  return { status: statusOf(code, upstream), body: { error: { code, message } } };
+}
+
+type TusErrorKey = keyof typeof ERRORS;
+
+/**
+ * The key of a refusal @tus/server raised: the ERRORS entry itself, or a copy of one (with the
+ * entry's own status and body, as ingest/direct-patch.ts raises its 413).
+ */
+export function tusRefusalKey(err: unknown): TusErrorKey | undefined {
+  if (typeof err !== 'object' || err === null) return undefined;
+  const e = err as { status_code?: unknown; body?: unknown };
+  const entries = Object.entries(ERRORS) as [TusErrorKey, (typeof ERRORS)[TusErrorKey]][];
+  const found =
+    entries.find(([, entry]) => entry === err) ??
+    entries.find(([, entry]) => entry.status_code === e.status_code && entry.body === e.body);
+  return found?.[0];
 }
 
 /** Map any error to the status and JSON body the client sees; unknown errors never leak their message. */
 export function toHttpError(err: unknown): HttpError {
-  if (err instanceof GlanceRefusedError) {
-    return { status: err.httpStatus ?? 400, body: { error: { code: err.code, message: err.message } } };
-  }
-  if (err instanceof GatewayError) {
-    const status = STATUS.get(err.constructor as typeof GatewayError) ?? 500;
-    return { status, body: { error: { code: err.code, message: err.message } } };
-  }
-  return { status: 500, body: { error: { code: 'internal', message: 'internal error' } } };
+  if (err instanceof GatewayError) return httpError(err.code, err.message, err.httpStatus);
+  const key = tusRefusalKey(err);
+  if (key) return httpError(TUS_REFUSALS[key], ERRORS[key].body.trim());
+  return httpError('internal', 'internal error');
 }

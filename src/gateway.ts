@@ -1,26 +1,22 @@
-import { randomBytes } from 'node:crypto';
-import fsp from 'node:fs/promises';
 import http from 'node:http';
-import path from 'node:path';
-import { MemoryLocker } from '@tus/server';
+import type { Duplex } from 'node:stream';
+import { createBackends } from './backends.js';
 import type { Config } from './config.js';
 import { GlanceClient } from './glance/client.js';
 import { CatalogEndpoint, StaticEndpoint, type EndpointResolver } from './glance/endpoint.js';
 import { Keystone } from './glance/keystone.js';
 import { createApp } from './http/app.js';
-import { ContentGuard } from './ingest/content-guard.js';
 import { inspectStored } from './ingest/content/inspect.js';
-import { freeBytes } from './ingest/disk-space.js';
-import { IngestFileStore } from './ingest/file-store.js';
+import { GuardedStore } from './ingest/guarded-store.js';
 import { Preflight } from './ingest/preflight.js';
 import { Reservations } from './ingest/reservations.js';
 import { createTusServer, TUS_PATH } from './ingest/tus-server.js';
 import { Uploads } from './ingest/uploads.js';
 import type { Logger } from './logger.js';
 import { Metrics } from './observability/metrics.js';
-import { FileStateStore } from './state/file-state-store.js';
-import { TokenVault } from './state/token-vault.js';
+import { newInstanceId } from './state/lease.js';
 import { UploadEvents } from './state/upload-events.js';
+import { LocalPushQueue, type PushQueue } from './transfer/push-queue.js';
 import { Pusher } from './transfer/pusher.js';
 
 export interface Gateway {
@@ -38,50 +34,42 @@ const EXPIRY_SWEEP_MS = 60 * 60_000;
 
 /** Wire the layers: HTTP -> ingest (tus) -> transfer (push) -> Glance client. */
 export async function createGateway(config: Config, logger: Logger): Promise<Gateway> {
-  const uploadsDir = path.join(config.storageDir, 'uploads');
-  await fsp.mkdir(uploadsDir, { recursive: true });
-
   const events = new UploadEvents();
-  const store = await FileStateStore.open(path.join(config.storageDir, 'state'), events);
-  const tokens = new TokenVault();
+  const backends = await createBackends(config, { events });
+  const { data, state: store, tokens } = backends;
   const glance = new GlanceClient();
   const keystone = new Keystone(config.keystone.authUrl);
   const endpoints: EndpointResolver = config.glanceUrl
     ? new StaticEndpoint(config.glanceUrl)
     : new CatalogEndpoint(config.keystone.interface, config.keystone.region);
-  const reservations = new Reservations(() => freeBytes(uploadsDir), config.limits);
+  const reservations = new Reservations(() => data.capacity(), config.limits);
 
-  // Removals (terminated, expired, refused) reach the upload records through this late-bound callback.
-  let uploads: Uploads | undefined;
-  const files = new IngestFileStore({
-    directory: uploadsDir,
+  // tus writes through the gateway's rules; the push reads the data underneath.
+  const files = new GuardedStore(data, {
     expiryMs: config.uploadExpiryMs,
-    onRemoved: (id) => uploads!.forget(id),
-    onWritten: (bytes) => metrics.bytesReceived(bytes), // writes start once the server listens
-    beforeWrite: (id) => reservations.resume(id),
-    onStored: (id, offset) => uploads!.stored(id, offset),
-  });
-  const guard = new ContentGuard({
     describe: async (id) => {
       const record = await store.get(id);
       return record?.state === 'receiving' ? { diskFormat: record.diskFormat, size: record.size } : undefined;
     },
-    readRange: (id, start, length) => files.readRange(id, start, length),
-    discard: (id) => files.remove(id),
   });
-  files.guard = guard;
   // A disk_format switched in Glance after the upload: the whole stored file is judged again.
   const recheck = async (id: string, diskFormat: string, size: number) => {
-    const verdict = await inspectStored(diskFormat, size, (start, length) => files.readRange(id, start, length));
+    const verdict = await inspectStored(diskFormat, size, (start, length) => data.readRange(id, start, length));
     return verdict.kind === 'reject' ? verdict.reason : null;
   };
-  const pusher = new Pusher({ store, tokens, glance, files, events, logger, recheck }, config.push);
-  uploads = new Uploads({ store, events, guard, tokens, glance, keystone, files, pusher, reservations, logger });
+  const instanceId = newInstanceId(); // this process, as the owner of push leases
+  let queue: PushQueue | undefined;
+  const pusher = new Pusher({ store, tokens, glance, files: data, events, logger, recheck, instanceId, queue: (worker) => (queue = backends.queue(worker)) }, config.push);
+  const uploads = new Uploads({ store, events, guard: files.guard, tokens, glance, keystone, files, pusher, reservations, logger, instanceId });
+  // What the store does reaches the records as events (Uploads is built after the store it listens to).
+  files.events.on('writing', (id) => reservations.resume(id));
+  files.events.on('stored', (id, offset) => uploads.stored(id, offset));
+  files.events.on('removed', (id) => uploads.forget(id));
 
   const preflight = new Preflight({ glance, keystone, endpoints, reservations });
   const tus = createTusServer({
     files,
-    locker: new MemoryLocker(), // one process; a shared locker goes here for several instances
+    locker: backends.locker,
     preflight,
     uploads,
     logger,
@@ -90,11 +78,7 @@ export async function createGateway(config: Config, logger: Logger): Promise<Gat
   });
 
   const health = {
-    storage: async () => {
-      const probe = path.join(config.storageDir, `.ready-${randomBytes(8).toString('hex')}`);
-      await fsp.writeFile(probe, 'ok');
-      await fsp.rm(probe);
-    },
+    storage: backends.checkStorage,
     // Every request needs Keystone; in catalog mode there is no fixed Glance to ask besides.
     glance: async () => {
       await glance.ping(config.keystone.authUrl);
@@ -102,7 +86,9 @@ export async function createGateway(config: Config, logger: Logger): Promise<Gat
     },
   };
   const server = http.createServer();
-  const metrics = new Metrics({ events, queueDepth: () => pusher.queueDepth, server });
+  // Metrics reads its gauges synchronously: the local queue's size, until it can await `pusher.queueDepth()`.
+  const metrics = new Metrics({ events, queueDepth: () => (queue instanceof LocalPushQueue ? queue.size : 0), server });
+  files.events.on('written', (bytes) => metrics.bytesReceived(bytes));
   const app = createApp({
     tus,
     tusPath: TUS_PATH,
@@ -117,6 +103,7 @@ export async function createGateway(config: Config, logger: Logger): Promise<Gat
     socketIdleTimeoutMs: config.socketIdleTimeoutMs,
   });
   server.on('request', app);
+  server.on('clientError', answerClientError);
   // A PATCH of many GB is one long request: no total limit, only an idle one.
   server.requestTimeout = 0;
   server.headersTimeout = 60_000;
@@ -151,10 +138,43 @@ export async function createGateway(config: Config, logger: Logger): Promise<Gat
       events.shutdown(); // event streams end now rather than hold the grace period
       server.closeIdleConnections();
       const grace = setTimeout(() => server.closeAllConnections(), config.shutdownGraceMs);
-      pusher.close();
+      await pusher.close();
       await closed;
       clearTimeout(grace);
       await Promise.all([glance.close(), keystone.close()]);
     },
   };
+}
+
+const CLIENT_ERROR_ANSWERS: Record<string, string> = {
+  HPE_HEADER_OVERFLOW: '431 Request Header Fields Too Large',
+  HPE_CHUNK_EXTENSIONS_OVERFLOW: '413 Payload Too Large',
+  ERR_HTTP_REQUEST_TIMEOUT: '408 Request Timeout',
+};
+const LINGER_MS = 2000;
+const answered = new WeakSet<Duplex>();
+
+/**
+ * Node's own answer to a request it cannot parse, but closed gracefully. Node writes the answer
+ * and destroys the socket at once: with the rest of an oversized header still unread, that close
+ * is a TCP reset, which can reach the client before it reads the 431. Here the answer ends our
+ * side, what the client still sends is read and dropped, and the socket goes once the client
+ * closes (or after LINGER_MS).
+ */
+function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+  if (answered.has(socket)) return; // the parser reports its error again, at the end of the input
+  answered.add(socket);
+  const answer = `HTTP/1.1 ${CLIENT_ERROR_ANSWERS[err.code ?? ''] ?? '400 Bad Request'}\r\nConnection: close\r\n\r\n`;
+  const inFlight = (socket as { _httpMessage?: http.ServerResponse | null })._httpMessage;
+  if (err.code === 'ECONNRESET' || !socket.writable || inFlight) {
+    // A response is under way (or the socket is gone): as Node does, answer only if that
+    // response has not started, and close at once.
+    if (socket.writable && !inFlight?.headersSent) socket.write(answer);
+    socket.destroy();
+    return;
+  }
+  socket.end(answer);
+  const linger = setTimeout(() => socket.destroy(), LINGER_MS).unref();
+  socket.once('end', () => socket.destroy());
+  socket.once('close', () => clearTimeout(linger));
 }

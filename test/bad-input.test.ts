@@ -4,14 +4,23 @@ import fsp from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { FakeGlance } from './support/fake-glance.js';
 import { makeFile, MiB } from './support/files.js';
-import { startGateway, tempDir, waitForState, type TestGateway } from './support/gateway.js';
+import { startGateway, tempDir, waitForState } from './support/gateway.js';
 import { meta } from './support/http.js';
+import { fakeStack } from './support/stacks.js';
 import { tusUpload } from './support/tus.js';
 
-let glance: FakeGlance;
-let gw: TestGateway;
+// Registered before the stack, so that it runs before the stack stops.
+after(async () => {
+  // Nothing crashed, and the bystander upload is exactly as it was.
+  assert.equal((await fetch(`${stack.gw.url}/healthz`)).status, 200);
+  const head = await fetch(bystander.url, { method: 'HEAD', headers: AUTH });
+  assert.equal(head.headers.get('upload-offset'), String(bystander.offset));
+  const stored = await fsp.readFile(path.join(stack.gw.storageDir, 'uploads', bystander.url.split('/').pop()!));
+  assert.ok(stored.equals(bystander.bytes));
+});
+
+const stack = fakeStack({ MAX_UPLOAD_SIZE: String(1 << 30) });
 let bystander: { url: string; offset: number; bytes: Buffer };
 let receiving: string; // an upload of 100 bytes with 10 stored
 let complete: string; // a pushed upload
@@ -20,35 +29,23 @@ const AUTH = { 'tus-resumable': '1.0.0', 'x-auth-token': 'token-a' };
 const PATCH = { ...AUTH, 'content-type': 'application/offset+octet-stream' };
 
 before(async () => {
-  glance = await FakeGlance.start();
-  gw = await startGateway({ GLANCE_URL: glance.url, MAX_UPLOAD_SIZE: String(1 << 30) });
+  await stack.ready;
   const mk = async (size: number, sent: Buffer) => {
-    const res = await fetch(`${gw.url}/files/`, {
+    const res = await fetch(`${stack.gw.url}/files/`, {
       method: 'POST',
-      headers: { ...AUTH, 'upload-length': String(size), 'upload-metadata': meta({ image_id: glance.createImage('project-a').id }), 'content-type': 'application/offset+octet-stream' },
+      headers: { ...AUTH, 'upload-length': String(size), 'upload-metadata': meta({ image_id: stack.glance.createImage('project-a').id }), 'content-type': 'application/offset+octet-stream' },
       body: sent,
     });
     assert.equal(res.status, 201);
-    return new URL(res.headers.get('location')!, gw.url).toString();
+    return new URL(res.headers.get('location')!, stack.gw.url).toString();
   };
   const bytes = Buffer.alloc(1000, 7);
   bystander = { url: await mk(5000, bytes), offset: 1000, bytes };
   receiving = await mk(100, Buffer.alloc(10, 1));
   const file = await makeFile(await tempDir(), 'done.raw', 1 * MiB);
-  const done = await tusUpload(gw.url, file.path, { token: 'token-a', metadata: { image_id: glance.createImage('project-a').id } });
+  const done = await tusUpload(stack.gw.url, file.path, { token: 'token-a', metadata: { image_id: stack.glance.createImage('project-a').id } });
   complete = done.uploadUrl;
-  await waitForState(gw.url, new URL(complete).pathname, 'token-a', 'active');
-});
-
-after(async () => {
-  // Nothing crashed, and the bystander upload is exactly as it was.
-  assert.equal((await fetch(`${gw.url}/healthz`)).status, 200);
-  const head = await fetch(bystander.url, { method: 'HEAD', headers: AUTH });
-  assert.equal(head.headers.get('upload-offset'), String(bystander.offset));
-  const stored = await fsp.readFile(path.join(gw.storageDir, 'uploads', bystander.url.split('/').pop()!));
-  assert.ok(stored.equals(bystander.bytes));
-  await gw.close();
-  await glance.stop();
+  await waitForState(stack.gw.url, new URL(complete).pathname, 'token-a', 'active');
 });
 
 interface Case {
@@ -62,7 +59,7 @@ interface Case {
   code: string | null;
 }
 
-const image = () => glance.createImage('project-a').id;
+const image = () => stack.glance.createImage('project-a').id;
 const create = (headers: Record<string, string>) => ({ ...AUTH, 'upload-metadata': meta({ image_id: image() }), ...headers });
 const at = (which: () => string) => () => new URL(which()).pathname;
 
@@ -112,7 +109,7 @@ const cases: Case[] = [
 for (const c of cases) {
   test(`${c.name} -> ${c.status}`, async () => {
     const headers = typeof c.headers === 'function' ? c.headers() : (c.headers ?? {});
-    const res = await rawRequest(gw.url, c.method, typeof c.path === 'function' ? c.path() : c.path, headers, c.body);
+    const res = await rawRequest(stack.gw.url, c.method, typeof c.path === 'function' ? c.path() : c.path, headers, c.body);
     assert.equal(res.status, c.status, res.body);
     assert.doesNotMatch(res.body, /\n\s+at |node_modules|\.ts:\d+/, 'no stack trace');
     if (c.code === null || c.method === 'HEAD') return;
@@ -123,7 +120,7 @@ for (const c of cases) {
 }
 
 test('a slow-loris PATCH is dropped when idle, and holds no push slot meanwhile', { timeout: 60_000 }, async () => {
-  const slow = await startGateway({ GLANCE_URL: glance.url, PUSH_CONCURRENCY: '1', SOCKET_IDLE_TIMEOUT_MS: '1500' });
+  const slow = await startGateway({ GLANCE_URL: stack.glance.url, PUSH_CONCURRENCY: '1', SOCKET_IDLE_TIMEOUT_MS: '1500' });
   try {
     const created = await fetch(`${slow.url}/files/`, { method: 'POST', headers: create({ 'upload-length': '1000' }) });
     const target = new URL(created.headers.get('location')!, slow.url);

@@ -8,23 +8,19 @@ import { after, before, test } from 'node:test';
 import { runCli } from './support/cli.js';
 import { FakeGlance } from './support/fake-glance.js';
 import { glanceHashes, makeFile, MiB } from './support/files.js';
-import { startGateway, tempDir, type TestGateway, uploadIdsForImage } from './support/gateway.js';
+import { startGateway, tempDir, uploadIdsForImage } from './support/gateway.js';
 import { TUS } from './support/http.js';
 import { qemuImg } from './support/qemu.js';
+import { fakeStack } from './support/stacks.js';
 import { TcpProxy } from './support/tcp-proxy.js';
 
-let glance: FakeGlance;
-let gw: TestGateway;
+const stack = fakeStack();
 let dir: string;
 
 before(async () => {
-  glance = await FakeGlance.start();
-  gw = await startGateway({ GLANCE_URL: glance.url });
   dir = await tempDir('gw-cli-');
 });
 after(async () => {
-  await gw.close();
-  await glance.stop();
   await fsp.rm(dir, { recursive: true, force: true });
 });
 
@@ -51,7 +47,7 @@ async function storedUploadUrls(stateFile: string): Promise<string[]> {
 }
 
 async function headOffset(id: string): Promise<number> {
-  const res = await fetch(`${gw.url}/files/${id}`, { method: 'HEAD', headers: { ...TUS, 'x-auth-token': 'token-a' } });
+  const res = await fetch(`${stack.gw.url}/files/${id}`, { method: 'HEAD', headers: { ...TUS, 'x-auth-token': 'token-a' } });
   assert.equal(res.status, 200);
   return Number(res.headers.get('upload-offset'));
 }
@@ -71,8 +67,8 @@ test('killed mid-upload (SIGKILL), the same command run again resumes and ends a
   const SIZE = 48 * MiB;
   const file = await makeFile(dir, 'resume.raw', SIZE);
   const { md5 } = await glanceHashes(file.path);
-  const image = glance.createImage('project-a');
-  const proxy = await TcpProxy.start(gw.url);
+  const image = stack.glance.createImage('project-a');
+  const proxy = await TcpProxy.start(stack.gw.url);
   try {
     proxy.setRate(8 * MiB); // ~6 s for the whole file: time to kill it half way
     const env = await cliEnv();
@@ -99,9 +95,9 @@ test('killed mid-upload (SIGKILL), the same command run again resumes and ends a
     assert.equal(result.state, 'active');
     assert.equal(result.checksum, md5);
     assert.equal(result.size, SIZE);
-    assert.deepEqual(await uploadIdsForImage(gw.storageDir, image.id), [id], 'only one upload was created for the image');
+    assert.deepEqual(await uploadIdsForImage(stack.gw.storageDir, image.id), [id], 'only one upload was created for the image');
 
-    const puts = glance.puts.filter((p) => p.imageId === image.id && p.status === 204);
+    const puts = stack.glance.puts.filter((p) => p.imageId === image.id && p.status === 204);
     assert.equal(puts.length, 1);
     assert.equal(puts[0]!.sha256, file.sha256);
     assert.deepEqual(await storedUploadUrls(env.GLANCE_UPLOAD_STATE!), [], 'finished uploads are forgotten');
@@ -112,10 +108,10 @@ test('killed mid-upload (SIGKILL), the same command run again resumes and ends a
 
 test('killed during the push, the same command run again follows it without uploading again', async () => {
   const file = await makeFile(dir, 'push.raw', 8 * MiB);
-  const image = glance.createImage('project-a');
-  glance.failNextPuts({ kind: 'slow', bytesPerSecond: 2 * MiB });
+  const image = stack.glance.createImage('project-a');
+  stack.glance.failNextPuts({ kind: 'slow', bytesPerSecond: 2 * MiB });
   const env = await cliEnv();
-  const args = [file.path, '--image-id', image.id, '--gateway', gw.url, '--json'];
+  const args = [file.path, '--image-id', image.id, '--gateway', stack.gw.url, '--json'];
 
   const first = runCli(args, env);
   await until('the push to start', async () => (/push: pushing/.test(first.stderr()) ? true : undefined));
@@ -127,18 +123,18 @@ test('killed during the push, the same command run again follows it without uplo
   assert.match(second.stderr, /already complete; following its push/);
   const result = JSON.parse(second.stdout) as JsonResult;
   assert.equal(result.state, 'active');
-  assert.deepEqual(await uploadIdsForImage(gw.storageDir, image.id), [result.uploadId]);
-  assert.equal(glance.puts.filter((p) => p.imageId === image.id).length, 1, 'one push, followed by both runs');
+  assert.deepEqual(await uploadIdsForImage(stack.gw.storageDir, image.id), [result.uploadId]);
+  assert.equal(stack.glance.puts.filter((p) => p.imageId === image.id).length, 1, 'one push, followed by both runs');
 });
 
 test('--name without --disk-format: a qcow2 file makes a qcow2 image', async () => {
   const qcow2 = path.join(dir, 'disk.qcow2');
   qemuImg('create', '-f', 'qcow2', qcow2, '64M');
-  const run = await runCli([qcow2, '--name', 'cli-qcow2', '--tags', 'a,b', '--gateway', gw.url, '--json'], await cliEnv()).done;
+  const run = await runCli([qcow2, '--name', 'cli-qcow2', '--tags', 'a,b', '--gateway', stack.gw.url, '--json'], await cliEnv()).done;
   assert.equal(run.code, 0, run.stderr);
   assert.match(run.stderr, /disk_format qcow2/);
   const result = JSON.parse(run.stdout) as JsonResult;
-  const image = glance.image(result.imageId);
+  const image = stack.glance.image(result.imageId);
   assert.equal(image?.disk_format, 'qcow2');
   assert.equal(image?.container_format, 'bare');
   assert.equal(image?.name, 'cli-qcow2');
@@ -149,10 +145,10 @@ test('--name without --disk-format: a qcow2 file makes a qcow2 image', async () 
 
 test('a push Glance refuses (403): exit 1 and the reason on stderr', async () => {
   const file = await makeFile(dir, 'refused.raw', 2 * MiB);
-  const image = glance.createImage('project-a');
-  glance.failNextPuts({ kind: 'status', status: 403, message: 'policy forbids upload_image' });
+  const image = stack.glance.createImage('project-a');
+  stack.glance.failNextPuts({ kind: 'status', status: 403, message: 'policy forbids upload_image' });
   const env = await cliEnv();
-  const args = [file.path, '--image-id', image.id, '--gateway', gw.url];
+  const args = [file.path, '--image-id', image.id, '--gateway', stack.gw.url];
   const run = await runCli(args, env).done;
   assert.equal(run.code, 1, run.stderr);
   assert.match(run.stderr, /push failed: .*policy forbids upload_image/);
@@ -162,14 +158,14 @@ test('a push Glance refuses (403): exit 1 and the reason on stderr', async () =>
   const again = await runCli(args, env).done;
   assert.equal(again.code, 0, again.stderr);
   assert.match(again.stderr, /the last push failed .*starting it again/);
-  assert.equal((await uploadIdsForImage(gw.storageDir, image.id)).length, 1);
+  assert.equal((await uploadIdsForImage(stack.gw.storageDir, image.id)).length, 1);
 });
 
 test('the event stream cut mid-push: the CLI reconnects and ends active', async () => {
   const file = await makeFile(dir, 'cut.raw', 6 * MiB);
-  const image = glance.createImage('project-a');
-  glance.failNextPuts({ kind: 'slow', bytesPerSecond: 2 * MiB });
-  const proxy = await TcpProxy.start(gw.url);
+  const image = stack.glance.createImage('project-a');
+  stack.glance.failNextPuts({ kind: 'slow', bytesPerSecond: 2 * MiB });
+  const proxy = await TcpProxy.start(stack.gw.url);
   try {
     const run = runCli([file.path, '--image-id', image.id, '--gateway', proxy.url, '--json'], await cliEnv());
     await until('the push to start', async () => (/push: pushing/.test(run.stderr()) ? true : undefined));
@@ -185,25 +181,25 @@ test('the event stream cut mid-push: the CLI reconnects and ends active', async 
 
 test('Glance says 401 during the push (awaiting_token): the CLI keeps following and ends active', async () => {
   const file = await makeFile(dir, 'token.raw', 2 * MiB);
-  const image = glance.createImage('project-a');
-  glance.failNextPuts({ kind: 'status', status: 401, bytesPerSecond: 4 * MiB });
-  const run = await runCli([file.path, '--image-id', image.id, '--gateway', gw.url, '--json'], await cliEnv()).done;
+  const image = stack.glance.createImage('project-a');
+  stack.glance.failNextPuts({ kind: 'status', status: 401, bytesPerSecond: 4 * MiB });
+  const run = await runCli([file.path, '--image-id', image.id, '--gateway', stack.gw.url, '--json'], await cliEnv()).done;
   assert.equal(run.code, 0, run.stderr);
   assert.match(run.stderr, /push: awaiting_token/);
   assert.equal((JSON.parse(run.stdout) as JsonResult).state, 'active');
-  assert.deepEqual(glance.puts.filter((p) => p.imageId === image.id).map((p) => p.status), [401, 204]);
+  assert.deepEqual(stack.glance.puts.filter((p) => p.imageId === image.id).map((p) => p.status), [401, 204]);
 });
 
 test('no token anywhere: exit 2 with one line, nothing uploaded', async () => {
   const file = await makeFile(dir, 'notoken.raw', 1 * MiB);
-  const image = glance.createImage('project-a');
+  const image = stack.glance.createImage('project-a');
   const env = await cliEnv();
   delete env.OS_TOKEN;
-  const run = await runCli([file.path, '--image-id', image.id, '--gateway', gw.url], env).done;
+  const run = await runCli([file.path, '--image-id', image.id, '--gateway', stack.gw.url], env).done;
   assert.equal(run.code, 2);
   assert.equal(run.stderr.trim().split('\n').length, 1, run.stderr);
   assert.match(run.stderr, /no token/);
-  assert.deepEqual(await uploadIdsForImage(gw.storageDir, image.id), []);
+  assert.deepEqual(await uploadIdsForImage(stack.gw.storageDir, image.id), []);
 });
 
 test('bad usage: exit 2', async () => {
@@ -228,10 +224,10 @@ test('a token from Keystone (password), never printed', async () => {
   try {
     const authUrl = `http://127.0.0.1:${(keystone.address() as AddressInfo).port}/v3`;
     const file = await makeFile(dir, 'keystone.raw', 1 * MiB);
-    const image = glance.createImage('project-a');
+    const image = stack.glance.createImage('project-a');
     const env = await cliEnv({ OS_AUTH_URL: authUrl, OS_USERNAME: 'demo', OS_PASSWORD: 'secret', OS_PROJECT_NAME: 'demo' });
     delete env.OS_TOKEN;
-    const run = await runCli([file.path, '--image-id', image.id, '--gateway', gw.url], env).done;
+    const run = await runCli([file.path, '--image-id', image.id, '--gateway', stack.gw.url], env).done;
     assert.equal(run.code, 0, run.stderr);
     assert.deepEqual(body.auth?.identity?.methods, ['password']);
     assert.deepEqual(body.auth?.scope, { project: { name: 'demo', domain: { name: 'Default' } } });
@@ -286,10 +282,10 @@ async function replaceKeepingMtime(file: string, replacement: string): Promise<v
 test('the same file sent to two images: each gets its own upload, both end active with the file\'s hashes', async () => {
   const file = await makeFile(dir, 'two-images.raw', 16 * MiB);
   const hashes = await glanceHashes(file.path);
-  const first = glance.createImage('project-a');
-  const second = glance.createImage('project-a');
+  const first = stack.glance.createImage('project-a');
+  const second = stack.glance.createImage('project-a');
   const env = await cliEnv();
-  const proxy = await TcpProxy.start(gw.url);
+  const proxy = await TcpProxy.start(stack.gw.url);
   try {
     const firstId = await killedPartWay([file.path, '--image-id', first.id], env, proxy);
 
@@ -309,7 +305,7 @@ test('the same file sent to two images: each gets its own upload, both end activ
     assert.equal((JSON.parse(again.stdout) as JsonResult).imageId, first.id);
 
     for (const image of [first, second]) {
-      const stored = glance.image(image.id);
+      const stored = stack.glance.image(image.id);
       assert.equal(stored?.status, 'active');
       assert.equal(stored?.checksum, hashes.md5);
       assert.equal(stored?.os_hash_value, hashes.sha512);
@@ -325,7 +321,7 @@ test('a file replaced by another of the same size and mtime is not resumed: the 
   await wholeSecondMtime(file.path);
   const env = await cliEnv();
   const args = [file.path, '--name', 'cli-replaced', '--disk-format', 'raw'];
-  const proxy = await TcpProxy.start(gw.url);
+  const proxy = await TcpProxy.start(stack.gw.url);
   try {
     const oldId = await killedPartWay(args, env, proxy);
     await replaceKeepingMtime(file.path, replacement.path);
@@ -336,11 +332,11 @@ test('a file replaced by another of the same size and mtime is not resumed: the 
     const result = JSON.parse(run.stdout) as JsonResult;
     assert.notEqual(result.uploadId, oldId);
     const expected = await glanceHashes(replacement.path);
-    const image = glance.image(result.imageId);
+    const image = stack.glance.image(result.imageId);
     assert.equal(image?.status, 'active');
     assert.equal(image?.checksum, expected.md5);
     assert.equal(image?.os_hash_value, expected.sha512);
-    assert.equal(glance.puts.find((p) => p.imageId === result.imageId && p.status === 204)?.sha256, replacement.sha256);
+    assert.equal(stack.glance.puts.find((p) => p.imageId === result.imageId && p.status === 204)?.sha256, replacement.sha256);
   } finally {
     await proxy.stop();
   }
@@ -350,10 +346,10 @@ test('--restart after a replaced file terminates the stale upload and uploads th
   const file = await makeFile(dir, 'restart.raw', 16 * MiB);
   const replacement = await makeFile(dir, 'restart-new.raw', 16 * MiB);
   await wholeSecondMtime(file.path);
-  const image = glance.createImage('project-a');
+  const image = stack.glance.createImage('project-a');
   const env = await cliEnv();
   const args = [file.path, '--image-id', image.id];
-  const proxy = await TcpProxy.start(gw.url);
+  const proxy = await TcpProxy.start(stack.gw.url);
   try {
     const oldId = await killedPartWay(args, env, proxy);
     await replaceKeepingMtime(file.path, replacement.path);
@@ -363,17 +359,17 @@ test('--restart after a replaced file terminates the stale upload and uploads th
     assert.equal(refused.code, 1, refused.stderr);
     assert.match(refused.stderr, /already has an upload in progress|is saving, not queued/);
     assert.match(refused.stderr, /earlier upload by this client.*with --restart/);
-    assert.deepEqual(await uploadIdsForImage(gw.storageDir, image.id), [oldId], 'the stale upload is left alone');
+    assert.deepEqual(await uploadIdsForImage(stack.gw.storageDir, image.id), [oldId], 'the stale upload is left alone');
 
     const run = await runCli([...args, '--gateway', proxy.url, '--restart', '--json'], env).done;
     assert.equal(run.code, 0, run.stderr);
     const result = JSON.parse(run.stdout) as JsonResult;
     assert.notEqual(result.uploadId, oldId);
-    const head = await fetch(`${gw.url}/files/${oldId}`, { method: 'HEAD', headers: { ...TUS, 'x-auth-token': 'token-a' } });
+    const head = await fetch(`${stack.gw.url}/files/${oldId}`, { method: 'HEAD', headers: { ...TUS, 'x-auth-token': 'token-a' } });
     assert.equal(head.status, 404, 'the stale upload was terminated');
-    assert.deepEqual(await uploadIdsForImage(gw.storageDir, image.id), [result.uploadId]);
+    assert.deepEqual(await uploadIdsForImage(stack.gw.storageDir, image.id), [result.uploadId]);
     const expected = await glanceHashes(replacement.path);
-    assert.equal(glance.image(image.id)?.os_hash_value, expected.sha512);
+    assert.equal(stack.glance.image(image.id)?.os_hash_value, expected.sha512);
     assert.deepEqual(await storedUploadUrls(env.GLANCE_UPLOAD_STATE!), [], 'the stale upload is forgotten');
   } finally {
     await proxy.stop();
@@ -382,13 +378,13 @@ test('--restart after a replaced file terminates the stale upload and uploads th
 
 test('a file changed during the upload: exit 1, naming Glance\'s digest and the file\'s', async () => {
   const file = await makeFile(dir, 'changed.raw', 16 * MiB);
-  const image = glance.createImage('project-a');
-  const proxy = await TcpProxy.start(gw.url);
+  const image = stack.glance.createImage('project-a');
+  const proxy = await TcpProxy.start(stack.gw.url);
   try {
     proxy.setRate(4 * MiB);
     const run = runCli([file.path, '--image-id', image.id, '--gateway', proxy.url, '--chunk-size', '1MiB', '--json'], await cliEnv());
     await until('4 MiB on the gateway', async () => {
-      const ids = await uploadIdsForImage(gw.storageDir, image.id);
+      const ids = await uploadIdsForImage(stack.gw.storageDir, image.id);
       return ids[0] && (await headOffset(ids[0])) >= 4 * MiB ? true : undefined;
     });
     // Bytes already sent change on disk: the image keeps the old ones.
@@ -400,7 +396,7 @@ test('a file changed during the upload: exit 1, naming Glance\'s digest and the 
     const result = await run.done;
     assert.equal(result.code, 1, result.stderr);
     const local = await glanceHashes(file.path);
-    const glanceHash = glance.image(image.id)?.os_hash_value;
+    const glanceHash = stack.glance.image(image.id)?.os_hash_value;
     assert.ok(glanceHash && glanceHash !== local.sha512);
     assert.match(result.stderr, /differ/);
     assert.ok(result.stderr.includes(glanceHash), 'names Glance\'s digest');

@@ -3,22 +3,19 @@ import assert from 'node:assert/strict';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { FakeGlance } from './support/fake-glance.js';
 import { listFiles, makeFile, MiB } from './support/files.js';
-import { startGateway, tempDir, waitForState, type TestGateway } from './support/gateway.js';
+import { tempDir, waitForState } from './support/gateway.js';
 import { create, meta, TUS } from './support/http.js';
 import { differencingVhd, qemuImg, vhdxWithParent } from './support/qemu.js';
+import { fakeStack } from './support/stacks.js';
 import { tusUpload } from './support/tus.js';
 
-let glance: FakeGlance;
-let gw: TestGateway;
+const stack = fakeStack();
 let dir: string;
 let qcow2: string;
 let withBacking: string;
 
 before(async () => {
-  glance = await FakeGlance.start();
-  gw = await startGateway({ GLANCE_URL: glance.url });
   dir = await tempDir('gw-images-');
   const raw = await makeFile(dir, 'data.raw', 4 * MiB);
   qcow2 = path.join(dir, 'real.qcow2');
@@ -27,22 +24,20 @@ before(async () => {
   qemuImg('create', '-f', 'qcow2', '-b', qcow2, '-F', 'qcow2', withBacking);
 });
 after(async () => {
-  await gw.close();
-  await glance.stop();
   await fsp.rm(dir, { recursive: true, force: true });
 });
 
 /** Create an upload for a new image of `diskFormat` and send the whole file in one PATCH. */
 async function sendAs(file: string | Buffer, diskFormat: string) {
   const body = typeof file === 'string' ? await fsp.readFile(file) : file;
-  const image = glance.createImage('project-a', { disk_format: diskFormat, container_format: 'bare' });
-  const created = await create(gw.url, {
+  const image = stack.glance.createImage('project-a', { disk_format: diskFormat, container_format: 'bare' });
+  const created = await create(stack.gw.url, {
     'x-auth-token': 'token-a',
     'upload-length': String(body.length),
     'upload-metadata': meta({ image_id: image.id }),
   });
   assert.equal(created.status, 201);
-  const uploadUrl = new URL(created.headers.get('location')!, gw.url).toString();
+  const uploadUrl = new URL(created.headers.get('location')!, stack.gw.url).toString();
   const patch = await fetch(uploadUrl, {
     method: 'PATCH',
     headers: { ...TUS, 'x-auth-token': 'token-a', 'upload-offset': '0', 'content-type': 'application/offset+octet-stream' },
@@ -56,7 +51,7 @@ async function assertRemoved(uploadUrl: string): Promise<void> {
   const head = await fetch(uploadUrl, { method: 'HEAD', headers: { ...TUS, 'x-auth-token': 'token-a' } });
   assert.equal(head.status, 404, 'a refused upload cannot be resumed');
   const id = uploadUrl.split('/').pop()!;
-  const left = [...(await listFiles(path.join(gw.storageDir, 'uploads'))), ...(await listFiles(path.join(gw.storageDir, 'state')))];
+  const left = [...(await listFiles(path.join(stack.gw.storageDir, 'uploads'))), ...(await listFiles(path.join(stack.gw.storageDir, 'state')))];
   assert.deepEqual(left.filter((f) => f.startsWith(id)), [], 'no data, info or state left');
 }
 
@@ -93,7 +88,7 @@ test('random bytes declared vhd are refused at the end (no footer) -> 415, uploa
 test('a real qcow2 declared qcow2 passes and ends active', async () => {
   const res = await sendAs(qcow2, 'qcow2');
   assert.equal(res.status, 204);
-  const { status } = await waitForState(gw.url, new URL(res.uploadUrl).pathname, 'token-a', ['active', 'failed']);
+  const { status } = await waitForState(stack.gw.url, new URL(res.uploadUrl).pathname, 'token-a', ['active', 'failed']);
   assert.equal(status.state, 'active');
 });
 
@@ -104,8 +99,8 @@ async function assertRefused(res: Awaited<ReturnType<typeof sendAs>>, reason: Re
   assert.match(res.json!.error!.message, reason);
   await assertRemoved(res.uploadUrl);
   // A streaming push may have begun (and been cut off) once bytes passed the head: it never completes.
-  assert.notEqual(glance.image(res.imageId)?.status, 'active', 'never active');
-  assert.deepEqual(glance.puts.filter((p) => p.imageId === res.imageId && p.completed), [], 'nothing pushed');
+  assert.notEqual(stack.glance.image(res.imageId)?.status, 'active', 'never active');
+  assert.deepEqual(stack.glance.puts.filter((p) => p.imageId === res.imageId && p.completed), [], 'nothing pushed');
 }
 
 /** qemu-img's output in the test directory, read back. */
@@ -151,7 +146,7 @@ test('a vhdx with a parent passes the head and is refused when complete: 415, ne
 test('a fixed vhd larger than the head passes on its real footer and ends active', async () => {
   const res = await sendAs(await made('fixed.vhd', '-f', 'vpc', '-o', 'subformat=fixed'), 'vhd');
   assert.equal(res.status, 204);
-  const { status } = await waitForState(gw.url, new URL(res.uploadUrl).pathname, 'token-a', ['active', 'failed']);
+  const { status } = await waitForState(stack.gw.url, new URL(res.uploadUrl).pathname, 'token-a', ['active', 'failed']);
   assert.equal(status.state, 'active');
 });
 
@@ -166,9 +161,9 @@ async function patch(uploadUrl: string, offset: number, body: Buffer): Promise<n
 }
 
 async function createFor(body: Buffer, diskFormat: string): Promise<string> {
-  const image = glance.createImage('project-a', { disk_format: diskFormat, container_format: 'bare' });
-  const created = await create(gw.url, { 'x-auth-token': 'token-a', 'upload-length': String(body.length), 'upload-metadata': meta({ image_id: image.id }) });
-  return new URL(created.headers.get('location')!, gw.url).toString();
+  const image = stack.glance.createImage('project-a', { disk_format: diskFormat, container_format: 'bare' });
+  const created = await create(stack.gw.url, { 'x-auth-token': 'token-a', 'upload-length': String(body.length), 'upload-metadata': meta({ image_id: image.id }) });
+  return new URL(created.headers.get('location')!, stack.gw.url).toString();
 }
 
 test('the head is judged across PATCHes: a 4-byte first PATCH is held open, the next one is refused', async () => {
@@ -190,7 +185,7 @@ test('vhdx in PATCHes: one with a parent is refused by the PATCH that stores its
   const passed = await createFor(plain, 'vhdx');
   assert.equal(await patch(passed, 0, plain.subarray(0, 4 * MiB)), 204);
   assert.equal(await patch(passed, 4 * MiB, plain.subarray(4 * MiB)), 204);
-  const { status } = await waitForState(gw.url, new URL(passed).pathname, 'token-a', ['active', 'failed']);
+  const { status } = await waitForState(stack.gw.url, new URL(passed).pathname, 'token-a', ['active', 'failed']);
   assert.equal(status.state, 'active');
 });
 
@@ -200,14 +195,14 @@ test('a real qcow2 sent in tiny first PATCHes passes', async () => {
   assert.equal(await patch(uploadUrl, 0, body.subarray(0, 4)), 204);
   assert.equal(await patch(uploadUrl, 4, body.subarray(4, 1000)), 204);
   assert.equal(await patch(uploadUrl, 1000, body.subarray(1000)), 204);
-  const { status } = await waitForState(gw.url, new URL(uploadUrl).pathname, 'token-a', ['active', 'failed']);
+  const { status } = await waitForState(stack.gw.url, new URL(uploadUrl).pathname, 'token-a', ['active', 'failed']);
   assert.equal(status.state, 'active');
-  assert.equal(glance.puts.at(-1)!.bytes, body.length);
+  assert.equal(stack.glance.puts.at(-1)!.bytes, body.length);
 });
 
 test('tus-js-client sees the 415 and does not retry it', async () => {
   const random = await makeFile(dir, 'random2.bin', 2 * MiB);
-  const err = await tusUpload(gw.url, random.path, {
+  const err = await tusUpload(stack.gw.url, random.path, {
     token: 'token-a',
     metadata: { name: 'not a qcow2', disk_format: 'qcow2' },
     chunkSize: 1 * MiB,
@@ -220,10 +215,10 @@ test('tus-js-client sees the 415 and does not retry it', async () => {
 });
 
 test('a chunked first PATCH longer than the upload -> 413 while the head is being judged; the gateway lives on', async () => {
-  const image = glance.createImage('project-a', { disk_format: 'raw', container_format: 'bare' });
-  const created = await create(gw.url, { 'x-auth-token': 'token-a', 'upload-length': '1000', 'upload-metadata': meta({ image_id: image.id }) });
+  const image = stack.glance.createImage('project-a', { disk_format: 'raw', container_format: 'bare' });
+  const created = await create(stack.gw.url, { 'x-auth-token': 'token-a', 'upload-length': '1000', 'upload-metadata': meta({ image_id: image.id }) });
   assert.equal(created.status, 201);
-  const uploadUrl = new URL(created.headers.get('location')!, gw.url).toString();
+  const uploadUrl = new URL(created.headers.get('location')!, stack.gw.url).toString();
   const body = new ReadableStream({
     pull(controller) {
       controller.enqueue(new Uint8Array(16 * 1024).fill(1)); // no Content-Length: tus cannot refuse it up front

@@ -1,30 +1,20 @@
 // Every row of the creation table, and nothing stored for a refusal.
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { freeBytes } from '../src/ingest/disk-space.js';
-import { FakeGlance } from './support/fake-glance.js';
 import { listFiles } from './support/files.js';
-import { startGateway, type TestGateway } from './support/gateway.js';
+import { startGateway } from './support/gateway.js';
 import { create, meta } from './support/http.js';
+import { fakeStack } from './support/stacks.js';
 
-let glance: FakeGlance;
-let gw: TestGateway;
+const stack = fakeStack({ MAX_UPLOAD_SIZE: String(2 ** 50) });
 
-before(async () => {
-  glance = await FakeGlance.start();
-  gw = await startGateway({ GLANCE_URL: glance.url, MAX_UPLOAD_SIZE: String(2 ** 50) });
-});
-after(async () => {
-  await gw.close();
-  await glance.stop();
-});
-
-const queued = () => glance.createImage('project-a', { disk_format: 'qcow2', container_format: 'bare' }).id;
+const queued = () => stack.glance.createImage('project-a', { disk_format: 'qcow2', container_format: 'bare' }).id;
 
 async function assertNothingStored(): Promise<void> {
-  assert.deepEqual(await listFiles(path.join(gw.storageDir, 'uploads')), [], 'no upload data or info left');
-  assert.deepEqual(await listFiles(path.join(gw.storageDir, 'state')), [], 'no upload state left');
+  assert.deepEqual(await listFiles(path.join(stack.gw.storageDir, 'uploads')), [], 'no upload data or info left');
+  assert.deepEqual(await listFiles(path.join(stack.gw.storageDir, 'state')), [], 'no upload state left');
 }
 
 interface Row {
@@ -45,12 +35,12 @@ const rows: Row[] = [
     code: 'image_not_queued',
     headers: () => {
       const id = queued();
-      glance.setImage(id, { status: state });
+      stack.glance.setImage(id, { status: state });
       return { 'x-auth-token': 'token-a', 'upload-length': '10', 'upload-metadata': meta({ image_id: id }) };
     },
   })),
-  { case: 'an image without disk_format', status: 400, code: 'image_format_missing', headers: () => ({ 'x-auth-token': 'token-a', 'upload-length': '10', 'upload-metadata': meta({ image_id: glance.createImage('project-a', { disk_format: null }).id }) }) },
-  { case: 'an image without container_format', status: 400, code: 'image_format_missing', headers: () => ({ 'x-auth-token': 'token-a', 'upload-length': '10', 'upload-metadata': meta({ image_id: glance.createImage('project-a', { container_format: null }).id }) }) },
+  { case: 'an image without disk_format', status: 400, code: 'image_format_missing', headers: () => ({ 'x-auth-token': 'token-a', 'upload-length': '10', 'upload-metadata': meta({ image_id: stack.glance.createImage('project-a', { disk_format: null }).id }) }) },
+  { case: 'an image without container_format', status: 400, code: 'image_format_missing', headers: () => ({ 'x-auth-token': 'token-a', 'upload-length': '10', 'upload-metadata': meta({ image_id: stack.glance.createImage('project-a', { container_format: null }).id }) }) },
   { case: 'metadata with broken base64', status: 400, headers: () => ({ 'x-auth-token': 'token-a', 'upload-length': '10', 'upload-metadata': 'image_id not*base64' }) },
   { case: 'both image_id and name', status: 400, code: 'invalid_metadata', headers: () => ({ 'x-auth-token': 'token-a', 'upload-length': '10', 'upload-metadata': meta({ image_id: queued(), name: 'x', disk_format: 'raw' }) }) },
   { case: 'neither image_id nor name', status: 400, code: 'invalid_metadata', headers: () => ({ 'x-auth-token': 'token-a', 'upload-length': '10', 'upload-metadata': meta({ filename: 'x.qcow2' }) }) },
@@ -67,8 +57,8 @@ const rows: Row[] = [
 
 for (const row of rows) {
   test(`creation with ${row.case} -> ${row.status}`, async () => {
-    const before = glance.requests.filter((r) => r.method === 'POST').length;
-    const res = await create(gw.url, row.headers());
+    const before = stack.glance.requests.filter((r) => r.method === 'POST').length;
+    const res = await create(stack.gw.url, row.headers());
     assert.equal(res.status, row.status, JSON.stringify(res.body));
     assert.match(res.headers.get('content-type') ?? '', /application\/json/);
     assert.equal(typeof res.body?.error?.message, 'string');
@@ -76,7 +66,7 @@ for (const row of rows) {
     if (row.code) assert.equal(res.body?.error?.code, row.code);
     assert.ok(!res.headers.get('location'), 'no upload was created');
     if (row.code !== 'glance_refused') {
-      assert.equal(glance.requests.filter((r) => r.method === 'POST').length, before, 'no image created in Glance');
+      assert.equal(stack.glance.requests.filter((r) => r.method === 'POST').length, before, 'no image created in Glance');
     }
     await assertNothingStored();
   });
@@ -84,14 +74,14 @@ for (const row of rows) {
 
 test('a second upload for an image with an unfinished one -> 409, the first is untouched', async () => {
   const id = queued();
-  const first = await create(gw.url, { 'x-auth-token': 'token-a', 'upload-length': '100', 'upload-metadata': meta({ image_id: id }) });
+  const first = await create(stack.gw.url, { 'x-auth-token': 'token-a', 'upload-length': '100', 'upload-metadata': meta({ image_id: id }) });
   assert.equal(first.status, 201);
   assert.equal(first.headers.get('glance-image-id'), id);
-  const second = await create(gw.url, { 'x-auth-token': 'token-a', 'upload-length': '100', 'upload-metadata': meta({ image_id: id }) });
+  const second = await create(stack.gw.url, { 'x-auth-token': 'token-a', 'upload-length': '100', 'upload-metadata': meta({ image_id: id }) });
   assert.equal(second.status, 409);
   assert.equal(second.body?.error?.code, 'upload_exists');
-  assert.equal((await listFiles(path.join(gw.storageDir, 'uploads'))).length, 2, 'only the first upload (data + info)');
-  const del = await fetch(new URL(first.headers.get('location')!, gw.url), {
+  assert.equal((await listFiles(path.join(stack.gw.storageDir, 'uploads'))).length, 2, 'only the first upload (data + info)');
+  const del = await fetch(new URL(first.headers.get('location')!, stack.gw.url), {
     method: 'DELETE',
     headers: { 'tus-resumable': '1.0.0', 'x-auth-token': 'token-a' },
   });
@@ -100,13 +90,13 @@ test('a second upload for an image with an unfinished one -> 409, the first is u
 });
 
 test('the free-space check counts what uploads in progress still need -> 507', async () => {
-  const free = await freeBytes(gw.storageDir);
+  const free = await freeBytes(stack.gw.storageDir);
   const share = Math.floor(free * 0.6);
-  const first = await create(gw.url, { 'x-auth-token': 'token-a', 'upload-length': String(share), 'upload-metadata': meta({ image_id: queued() }) });
+  const first = await create(stack.gw.url, { 'x-auth-token': 'token-a', 'upload-length': String(share), 'upload-metadata': meta({ image_id: queued() }) });
   assert.equal(first.status, 201, 'fits alone');
-  const second = await create(gw.url, { 'x-auth-token': 'token-a', 'upload-length': String(share), 'upload-metadata': meta({ image_id: queued() }) });
+  const second = await create(stack.gw.url, { 'x-auth-token': 'token-a', 'upload-length': String(share), 'upload-metadata': meta({ image_id: queued() }) });
   assert.equal(second.status, 507, 'does not fit beside the first');
-  const del = await fetch(new URL(first.headers.get('location')!, gw.url), {
+  const del = await fetch(new URL(first.headers.get('location')!, stack.gw.url), {
     method: 'DELETE',
     headers: { 'tus-resumable': '1.0.0', 'x-auth-token': 'token-a' },
   });

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { GrowingFile, StreamStalledError } from '../src/transfer/growing-file.js';
+import { GrowingFile, StreamStalledError } from '../src/storage/growing-file.js';
 import { tempDir } from './support/gateway.js';
 
 let dir: string;

@@ -1,26 +1,16 @@
 // /metrics in Prometheus text, counting what the gateway does.
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import { FakeGlance } from './support/fake-glance.js';
+import { test } from 'node:test';
 import { makeFile, MiB } from './support/files.js';
-import { startGateway, tempDir, waitForState, type TestGateway } from './support/gateway.js';
+import { tempDir, waitForState } from './support/gateway.js';
 import { create, meta, TUS } from './support/http.js';
+import { fakeStack } from './support/stacks.js';
 import { tusUpload } from './support/tus.js';
 
-let glance: FakeGlance;
-let gw: TestGateway;
-
-before(async () => {
-  glance = await FakeGlance.start();
-  gw = await startGateway({ GLANCE_URL: glance.url });
-});
-after(async () => {
-  await gw.close();
-  await glance.stop();
-});
+const stack = fakeStack();
 
 async function scrape(): Promise<Map<string, number>> {
-  const res = await fetch(`${gw.url}/metrics`);
+  const res = await fetch(`${stack.gw.url}/metrics`);
   assert.equal(res.status, 200);
   assert.match(res.headers.get('content-type') ?? '', /text\/plain/);
   const values = new Map<string, number>();
@@ -34,13 +24,13 @@ async function scrape(): Promise<Map<string, number>> {
 test('uploads, bytes and pushes are counted; queue, connections and process metrics are there', async () => {
   const before = await scrape();
   const file = await makeFile(await tempDir(), 'disk.raw', 3 * MiB);
-  const ok = await tusUpload(gw.url, file.path, { token: 'token-a', metadata: { image_id: glance.createImage('project-a').id } });
-  await waitForState(gw.url, new URL(ok.uploadUrl).pathname, 'token-a', 'active');
-  glance.failNextPuts({ kind: 'status', status: 403 });
-  const refused = await tusUpload(gw.url, file.path, { token: 'token-a', metadata: { image_id: glance.createImage('project-a').id } });
-  await waitForState(gw.url, new URL(refused.uploadUrl).pathname, 'token-a', 'failed');
-  const dropped = await create(gw.url, { 'x-auth-token': 'token-a', 'upload-length': '100', 'upload-metadata': meta({ image_id: glance.createImage('project-a').id }) });
-  await fetch(new URL(dropped.headers.get('location')!, gw.url), { method: 'DELETE', headers: { ...TUS, 'x-auth-token': 'token-a' } });
+  const ok = await tusUpload(stack.gw.url, file.path, { token: 'token-a', metadata: { image_id: stack.glance.createImage('project-a').id } });
+  await waitForState(stack.gw.url, new URL(ok.uploadUrl).pathname, 'token-a', 'active');
+  stack.glance.failNextPuts({ kind: 'status', status: 403 });
+  const refused = await tusUpload(stack.gw.url, file.path, { token: 'token-a', metadata: { image_id: stack.glance.createImage('project-a').id } });
+  await waitForState(stack.gw.url, new URL(refused.uploadUrl).pathname, 'token-a', 'failed');
+  const dropped = await create(stack.gw.url, { 'x-auth-token': 'token-a', 'upload-length': '100', 'upload-metadata': meta({ image_id: stack.glance.createImage('project-a').id }) });
+  await fetch(new URL(dropped.headers.get('location')!, stack.gw.url), { method: 'DELETE', headers: { ...TUS, 'x-auth-token': 'token-a' } });
 
   const after = await scrape();
   const delta = (name: string) => (after.get(name) ?? 0) - (before.get(name) ?? 0);

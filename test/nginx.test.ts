@@ -8,9 +8,9 @@ import net from 'node:net';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { FakeGlance } from './support/fake-glance.js';
 import { makeFile, MiB } from './support/files.js';
-import { getStatus, startGateway, tempDir, waitForState, type TestGateway } from './support/gateway.js';
+import { getStatus, tempDir, waitForState } from './support/gateway.js';
+import { fakeStack } from './support/stacks.js';
 import { tusUpload } from './support/tus.js';
 
 const EXAMPLE = fileURLToPath(new URL('../deploy/nginx.conf', import.meta.url));
@@ -158,17 +158,15 @@ function alive(pid: number): boolean {
 }
 
 const bin = findNginx();
-let glance: FakeGlance;
-let gw: TestGateway;
+const stack = fakeStack();
 let nginx: Nginx;
 let dir: string;
 let file32: { path: string; sha256: string };
 
 before(async () => {
   assert.ok(bin, 'nginx is installed (Debian: apt-get install -y nginx)');
-  glance = await FakeGlance.start();
-  gw = await startGateway({ GLANCE_URL: glance.url });
-  nginx = await startNginx(bin, new URL(gw.url).host);
+  await stack.ready;
+  nginx = await startNginx(bin, new URL(stack.gw.url).host);
   dir = await tempDir('gw-data-');
   file32 = await makeFile(dir, 'disk32.raw', 32 * MiB);
 });
@@ -177,8 +175,6 @@ after(async () => {
   try {
     await nginx?.stop();
   } finally {
-    await gw?.close();
-    await glance?.stop();
     if (dir) await fsp.rm(dir, { recursive: true, force: true });
     if (nginx) await fsp.rm(nginx.dir, { recursive: true, force: true });
   }
@@ -203,7 +199,7 @@ test('deploy/nginx.conf has the settings a streaming tus proxy needs', async () 
 });
 
 test('POST through nginx answers a relative Location that the proxy passes on unchanged', async () => {
-  const image = glance.createImage('project-a');
+  const image = stack.glance.createImage('project-a');
   const res = await fetch(`${nginx.url}/files/`, {
     method: 'POST',
     headers: {
@@ -228,7 +224,7 @@ for (const [label, chunkSize] of [
   ['in 8 MiB chunks', 8 * MiB],
 ] as const) {
   test(`tus-js-client uploads 32 MiB through nginx ${label}; the image ends active with the same bytes`, async () => {
-    const image = glance.createImage('project-a');
+    const image = stack.glance.createImage('project-a');
     const result = await tusUpload(nginx.url, file32.path, {
       token: TOKEN,
       metadata: { image_id: image.id, filename: 'disk32.raw' },
@@ -239,17 +235,17 @@ for (const [label, chunkSize] of [
     const { status } = await waitForState(nginx.url, result.uploadUrl, TOKEN, ['active', 'failed']);
     assert.equal(status.state, 'active', JSON.stringify(status.error));
     assert.equal(status.offset, 32 * MiB);
-    const put = glance.puts.filter((p) => p.imageId === image.id).at(-1)!;
-    assert.equal(glance.puts.at(-1), put);
+    const put = stack.glance.puts.filter((p) => p.imageId === image.id).at(-1)!;
+    assert.equal(stack.glance.puts.at(-1), put);
     assert.equal(put.sha256, file32.sha256, 'Glance received exactly the bytes of the file');
-    assert.equal(glance.image(image.id)!.status, 'active');
+    assert.equal(stack.glance.image(image.id)!.status, 'active');
   });
 }
 
 test('the event stream arrives through nginx as it is sent, before the push ends', async () => {
   const file = await makeFile(dir, 'disk8.raw', 8 * MiB);
-  const image = glance.createImage('project-a');
-  glance.failNextPuts({ kind: 'slow', bytesPerSecond: 2 * MiB }); // a push of about 4 s
+  const image = stack.glance.createImage('project-a');
+  stack.glance.failNextPuts({ kind: 'slow', bytesPerSecond: 2 * MiB }); // a push of about 4 s
   const result = await tusUpload(nginx.url, file.path, {
     token: TOKEN,
     metadata: { image_id: image.id, filename: 'disk8.raw' },
@@ -280,7 +276,7 @@ test('the event stream arrives through nginx as it is sent, before the push ends
         events.push({
           event,
           state: (JSON.parse(data) as { state: string }).state,
-          imageActiveInGlance: glance.image(image.id)!.status === 'active',
+          imageActiveInGlance: stack.glance.image(image.id)!.status === 'active',
         });
       }
     }
@@ -295,7 +291,7 @@ test('the event stream arrives through nginx as it is sent, before the push ends
   assert.notEqual(events[0]!.state, 'active');
   assert.equal(events.at(-1)!.state, 'active');
   assert.ok(events.some((e) => e.event === 'progress' || e.state !== events[0]!.state), 'later events followed');
-  assert.equal(glance.puts.filter((p) => p.imageId === image.id).at(-1)!.sha256, file.sha256);
+  assert.equal(stack.glance.puts.filter((p) => p.imageId === image.id).at(-1)!.sha256, file.sha256);
 });
 
 test('nginx stops and leaves no process behind', async () => {

@@ -4,11 +4,12 @@ import { randomBytes } from 'node:crypto';
 import fsp from 'node:fs/promises';
 import net from 'node:net';
 import { after, before, test } from 'node:test';
+import { PUSH_ERROR_CODES, REQUEST_ERROR_CODES } from '../src/error-codes.js';
 import { UPLOAD_STATES } from '../src/state/upload-record.js';
-import { FakeGlance } from './support/fake-glance.js';
 import { makeFile, MiB } from './support/files.js';
-import { startGateway, tempDir, waitForState, type TestGateway } from './support/gateway.js';
+import { startGateway, tempDir, waitForState } from './support/gateway.js';
 import { meta, TUS } from './support/http.js';
+import { fakeStack } from './support/stacks.js';
 import { tusUpload } from './support/tus.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -19,7 +20,7 @@ type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 type Schema = { [key: string]: Json };
 
 const ANNOTATIONS = new Set(['description', 'example', 'examples', 'title', 'default']);
-const KEYWORDS = new Set(['$ref', 'type', 'enum', 'const', 'properties', 'required', 'additionalProperties', 'items', 'pattern', 'format', 'minimum']);
+const KEYWORDS = new Set(['$ref', 'anyOf', 'type', 'enum', 'const', 'properties', 'required', 'additionalProperties', 'items', 'pattern', 'format', 'minimum', 'maximum']);
 
 const isObject = (v: unknown): v is { [key: string]: Json } => typeof v === 'object' && v !== null && !Array.isArray(v);
 
@@ -49,6 +50,11 @@ function validate(doc: Json, schema: Schema, value: Json, at = '$'): string[] {
     if (!KEYWORDS.has(key) && !ANNOTATIONS.has(key)) throw new Error(`${at}: the checker does not know the keyword "${key}"`);
   }
   if (typeof schema.$ref === 'string') return validate(doc, resolveRef(doc, schema.$ref), value, at);
+  if (Array.isArray(schema.anyOf)) {
+    const branches = schema.anyOf.map((branch) => validate(doc, branch as Schema, value, at));
+    if (branches.some((errors) => errors.length === 0)) return [];
+    return [`${at}: matches none of anyOf`, ...branches.flat()];
+  }
 
   const errors: string[] = [];
   if (schema.type !== undefined) {
@@ -77,7 +83,7 @@ function validate(doc: Json, schema: Schema, value: Json, at = '$'): string[] {
     }
   }
   if (Array.isArray(value) && isObject(schema.items)) {
-    value.forEach((item, i) => errors.push(...validate(doc, schema.items as Schema, item, `${at}[${i}]`)));
+    for (const [i, item] of value.entries()) errors.push(...validate(doc, schema.items as Schema, item, `${at}[${i}]`));
   }
   if (typeof value === 'string') {
     if (typeof schema.pattern === 'string' && !new RegExp(schema.pattern, 'u').test(value)) {
@@ -89,13 +95,15 @@ function validate(doc: Json, schema: Schema, value: Json, at = '$'): string[] {
   if (typeof value === 'number' && typeof schema.minimum === 'number' && value < schema.minimum) {
     errors.push(`${at}: ${value} < ${schema.minimum}`);
   }
+  if (typeof value === 'number' && typeof schema.maximum === 'number' && value > schema.maximum) {
+    errors.push(`${at}: ${value} > ${schema.maximum}`);
+  }
   return errors;
 }
 
 // ---------------------------------------------------------------------------------------------
 
-let glance: FakeGlance;
-let gw: TestGateway;
+const stack = fakeStack();
 let dir: string;
 let doc: Schema;
 /** `METHOD path status` of every answer checked against the document. */
@@ -130,20 +138,17 @@ async function closedPort(): Promise<number> {
   return port;
 }
 
-const uploadPath = (uploadUrl: string) => new URL(uploadUrl, gw.url).pathname;
+const uploadPath = (uploadUrl: string) => new URL(uploadUrl, stack.gw.url).pathname;
 
 before(async () => {
-  glance = await FakeGlance.start();
-  gw = await startGateway({ GLANCE_URL: glance.url });
+  await stack.ready;
   dir = await tempDir('gw-data-');
-  const res = await fetch(`${gw.url}/openapi.json`);
+  const res = await fetch(`${stack.gw.url}/openapi.json`);
   assert.equal(res.status, 200);
   assert.match(res.headers.get('content-type') ?? '', /^application\/json/);
   doc = (await res.json()) as Schema;
 });
 after(async () => {
-  await gw.close();
-  await glance.stop();
   await fsp.rm(dir, { recursive: true, force: true });
 });
 
@@ -169,8 +174,11 @@ test('GET /openapi.json is an OpenAPI 3.1 document of the non-tus endpoints, wit
   });
   assert.deepEqual(doc.security, [{ keystoneToken: [] }]);
   for (const open of ['/healthz', '/readyz', '/metrics']) assert.deepEqual(((paths[open] as Schema).get as Schema).security, []);
-  // The state enum is the code's list of states, in full.
-  assert.deepEqual(((components.schemas as Schema).UploadState as Schema).enum, [...UPLOAD_STATES]);
+  // The enums are the code's own lists, in full: states, push error codes, answer error codes.
+  const schemas = components.schemas as Schema;
+  assert.deepEqual((schemas.UploadState as Schema).enum, [...UPLOAD_STATES]);
+  assert.deepEqual((schemas.PushErrorCode as Schema).enum, [...PUSH_ERROR_CODES]);
+  assert.deepEqual((schemas.ErrorCode as Schema).enum, [...REQUEST_ERROR_CODES]);
 
   // Every $ref resolves, and every schema uses only what the checker knows.
   const walk = (node: Json): void => {
@@ -191,8 +199,8 @@ test('GET /openapi.json is an OpenAPI 3.1 document of the non-tus endpoints, wit
 });
 
 test('/healthz and /readyz (200, and 503 with Glance unreachable) fit the document', async () => {
-  await conforms(await fetch(`${gw.url}/healthz`), '/healthz', 'get');
-  const ready = (await conforms(await fetch(`${gw.url}/readyz`), '/readyz', 'get')) as Schema;
+  await conforms(await fetch(`${stack.gw.url}/healthz`), '/healthz', 'get');
+  const ready = (await conforms(await fetch(`${stack.gw.url}/readyz`), '/readyz', 'get')) as Schema;
   assert.equal(ready.status, 'ok');
 
   const unready = await startGateway({ GLANCE_URL: `http://127.0.0.1:${await closedPort()}` });
@@ -209,53 +217,53 @@ test('/healthz and /readyz (200, and 503 with Glance unreachable) fit the docume
 });
 
 test('/metrics answers Prometheus text as documented', async () => {
-  const res = await fetch(`${gw.url}/metrics`);
+  const res = await fetch(`${stack.gw.url}/metrics`);
   assert.equal(res.status, 200);
   const text = (await conforms(res, '/metrics', 'get')) as string;
   assert.match(text, /^# (HELP|TYPE) /m);
 });
 
 test('the status of a receiving upload fits UploadStatus', async () => {
-  const image = glance.createImage('project-a');
-  const created = await fetch(`${gw.url}/files/`, {
+  const image = stack.glance.createImage('project-a');
+  const created = await fetch(`${stack.gw.url}/files/`, {
     method: 'POST',
     headers: { ...TUS, ...auth, 'upload-length': String(2 * MiB), 'upload-metadata': meta({ image_id: image.id }) },
   });
   assert.equal(created.status, 201, await created.text());
   const path = created.headers.get('location')!;
-  const patch = await fetch(`${gw.url}${path}`, {
+  const patch = await fetch(`${stack.gw.url}${path}`, {
     method: 'PATCH',
     headers: { ...TUS, ...auth, 'upload-offset': '0', 'content-type': 'application/offset+octet-stream' },
     body: randomBytes(MiB),
   });
   assert.equal(patch.status, 204, await patch.text());
 
-  const status = (await conforms(await fetch(`${gw.url}${path}/status`, { headers: auth }), '/files/{id}/status', 'get')) as Schema;
+  const status = (await conforms(await fetch(`${stack.gw.url}${path}/status`, { headers: auth }), '/files/{id}/status', 'get')) as Schema;
   assert.equal(status.state, 'receiving');
   assert.equal(status.glance, null);
   samples.receiving = status;
 
   // Nothing to push yet: 409.
-  const push = await fetch(`${gw.url}${path}/push`, { method: 'POST', headers: auth });
+  const push = await fetch(`${stack.gw.url}${path}/push`, { method: 'POST', headers: auth });
   assert.equal(push.status, 409);
   assert.equal(((await conforms(push, '/files/{id}/push', 'post')) as { error: Schema }).error.code, 'push_not_restartable');
 });
 
 test('an active upload: status, events and a refused push fit the document', async () => {
   const file = await makeFile(dir, 'active.raw', 2 * MiB);
-  const image = glance.createImage('project-a');
-  const { uploadUrl } = await tusUpload(gw.url, file.path, { token: TOKEN, metadata: { image_id: image.id } });
-  await waitForState(gw.url, uploadUrl, TOKEN, 'active');
+  const image = stack.glance.createImage('project-a');
+  const { uploadUrl } = await tusUpload(stack.gw.url, file.path, { token: TOKEN, metadata: { image_id: image.id } });
+  await waitForState(stack.gw.url, uploadUrl, TOKEN, 'active');
   const path = uploadPath(uploadUrl);
 
-  const status = (await conforms(await fetch(`${gw.url}${path}/status`, { headers: auth }), '/files/{id}/status', 'get')) as Schema;
+  const status = (await conforms(await fetch(`${stack.gw.url}${path}/status`, { headers: auth }), '/files/{id}/status', 'get')) as Schema;
   assert.equal(status.state, 'active');
   assert.equal((status.glance as Schema).status, 'active');
   samples.active = status;
 
   // The event stream: documented content type, and each event's data is an UploadStatus.
   const abort = new AbortController();
-  const events = await fetch(`${gw.url}${path}/events`, { headers: auth, signal: abort.signal });
+  const events = await fetch(`${stack.gw.url}${path}/events`, { headers: auth, signal: abort.signal });
   assert.equal(events.status, 200);
   const type = (events.headers.get('content-type') ?? '').split(';')[0]!.trim();
   const documented = ((((doc.paths as Schema)['/files/{id}/events'] as Schema).get as Schema).responses as Schema)['200'] as Schema;
@@ -274,29 +282,29 @@ test('an active upload: status, events and a refused push fit the document', asy
   assert.deepEqual(validate(doc, (doc.components as { schemas: Schema }).schemas.UploadStatus as Schema, data), []);
   checked.add('GET /files/{id}/events 200');
 
-  const push = await fetch(`${gw.url}${path}/push`, { method: 'POST', headers: auth });
+  const push = await fetch(`${stack.gw.url}${path}/push`, { method: 'POST', headers: auth });
   assert.equal(push.status, 409);
   assert.equal(((await conforms(push, '/files/{id}/push', 'post')) as { error: Schema }).error.code, 'push_not_restartable');
 });
 
 test('a failed upload (Glance 403), and its push started again (202), fit the document', async () => {
   const file = await makeFile(dir, 'failed.raw', 2 * MiB);
-  const image = glance.createImage('project-a');
-  glance.failNextPuts({ kind: 'status', status: 403 });
-  const { uploadUrl } = await tusUpload(gw.url, file.path, { token: TOKEN, metadata: { image_id: image.id } });
-  await waitForState(gw.url, uploadUrl, TOKEN, 'failed');
+  const image = stack.glance.createImage('project-a');
+  stack.glance.failNextPuts({ kind: 'status', status: 403 });
+  const { uploadUrl } = await tusUpload(stack.gw.url, file.path, { token: TOKEN, metadata: { image_id: image.id } });
+  await waitForState(stack.gw.url, uploadUrl, TOKEN, 'failed');
   const path = uploadPath(uploadUrl);
 
-  const status = (await conforms(await fetch(`${gw.url}${path}/status`, { headers: auth }), '/files/{id}/status', 'get')) as Schema;
+  const status = (await conforms(await fetch(`${stack.gw.url}${path}/status`, { headers: auth }), '/files/{id}/status', 'get')) as Schema;
   assert.equal(status.state, 'failed');
   assert.equal((status.error as Schema).httpStatus, 403);
   samples.failed = status;
 
-  const push = await fetch(`${gw.url}${path}/push`, { method: 'POST', headers: auth });
+  const push = await fetch(`${stack.gw.url}${path}/push`, { method: 'POST', headers: auth });
   assert.equal(push.status, 202);
   const restarted = (await conforms(push, '/files/{id}/push', 'post')) as Schema;
   assert.notEqual(restarted.state, 'failed');
-  await waitForState(gw.url, uploadUrl, TOKEN, 'active');
+  await waitForState(stack.gw.url, uploadUrl, TOKEN, 'active');
 });
 
 test('404 (unknown upload) and 401 (no token) on status, events and push fit the Error schema', async () => {
@@ -306,13 +314,13 @@ test('404 (unknown upload) and 401 (no token) on status, events and push fit the
     ['events', 'get'],
     ['push', 'post'],
   ] as const) {
-    const notFound = await fetch(`${gw.url}${unknown}/${suffix}`, { method: method.toUpperCase(), headers: auth });
+    const notFound = await fetch(`${stack.gw.url}${unknown}/${suffix}`, { method: method.toUpperCase(), headers: auth });
     assert.equal(notFound.status, 404);
     const body = (await conforms(notFound, `/files/{id}/${suffix}`, method)) as { error: Schema };
     assert.equal(body.error.code, 'not_found');
     samples.error = body;
 
-    const noToken = await fetch(`${gw.url}${unknown}/${suffix}`, { method: method.toUpperCase() });
+    const noToken = await fetch(`${stack.gw.url}${unknown}/${suffix}`, { method: method.toUpperCase() });
     assert.equal(noToken.status, 401);
     assert.equal(((await conforms(noToken, `/files/{id}/${suffix}`, method)) as { error: Schema }).error.code, 'token_missing');
   }
@@ -348,11 +356,14 @@ test('the checker catches a document that drifts from the answers', () => {
   d = mutate((x) => delete (statusOf(x).properties as Schema).pushed);
   fails(d, statusOf(d), active, /property "pushed" is not in the schema/);
   // glance not nullable, but null while receiving.
-  d = mutate((x) => (((statusOf(x).properties as Schema).glance as Schema).type = 'object'));
+  const nonNull = (s: Schema) => (s.anyOf as Schema[]).find((branch) => branch.type !== 'null')!;
+  d = mutate((x) => ((statusOf(x).properties as Schema).glance = nonNull((statusOf(x).properties as Schema).glance as Schema)));
   fails(d, statusOf(d), receiving, /\$\.glance: null is not object/);
   // error.httpStatus as a string.
-  d = mutate((x) => ((((statusOf(x).properties as Schema).error as Schema).properties as Schema).httpStatus = { type: 'string' }));
+  d = mutate((x) => ((nonNull((statusOf(x).properties as Schema).error as Schema).properties as Schema).httpStatus = { type: 'string' }));
   fails(d, statusOf(d), failed, /\$\.error\.httpStatus: integer is not string/);
+  // A push error code the enum does not list.
+  fails(doc, statusOf(doc), { ...(failed as Schema), error: { code: 'glance_sulks', message: 'no' } }, /"glance_sulks" is not one of/);
   // A wrong date format or a wrong id pattern.
   fails(doc, statusOf(doc), { ...(active as Schema), createdAt: 'yesterday' }, /createdAt: "yesterday" is not a date-time/);
   fails(doc, statusOf(doc), { ...(active as Schema), id: 'nope' }, /\$\.id: "nope" does not match/);

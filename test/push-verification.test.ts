@@ -6,7 +6,8 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Image } from '../src/glance/image.js';
-import { hashFile } from '../src/transfer/hashing.js';
+import { LocalFiles } from '../src/storage/local-files.js';
+import { hashStored } from '../src/transfer/hashing.js';
 import { holdsOurBytes } from '../src/transfer/image-verdict.js';
 import { FakeGlance } from './support/fake-glance.js';
 import { makeFile, MiB } from './support/files.js';
@@ -118,7 +119,11 @@ describe('holdsOurBytes', () => {
   });
 });
 
-describe('hashFile', () => {
+describe('hashStored', () => {
+  // The test files stand in for stored uploads: each file's name is its upload id.
+  const hashFile = (name: string, size: number, algo: string, stallMs?: number) =>
+    hashStored(new LocalFiles(path.dirname(file.path)), path.basename(name), size, algo, { stallMs });
+
   test("computes Glance's algorithms under hashlib's names", async () => {
     for (const [glanceName, opensslName] of [['sha512', 'sha512'], ['sha3_256', 'sha3-256'], ['blake2b', 'blake2b512'], ['md5', 'md5']]) {
       const { algo, value } = await hashFile(file.path, data.length, glanceName!).result;

@@ -3,44 +3,39 @@ import assert from 'node:assert/strict';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { FakeGlance } from './support/fake-glance.js';
 import { makeFile, MiB } from './support/files.js';
-import { startGateway, tempDir, waitForState, type TestGateway } from './support/gateway.js';
+import { startGateway, tempDir, waitForState } from './support/gateway.js';
 import { spawnGateway } from './support/gateway-process.js';
 import { create, meta, TUS } from './support/http.js';
 import { patchWith, trickle } from './support/slow-body.js';
+import { fakeStack } from './support/stacks.js';
 import { tusUpload } from './support/tus.js';
 
-let glance: FakeGlance;
-let gw: TestGateway;
+const stack = fakeStack({ PUSH_STREAM_STALL_MS: '1000' });
 let dir: string;
 let file: { path: string; sha256: string };
 const SIZE = 16 * MiB;
 
 before(async () => {
-  glance = await FakeGlance.start();
-  gw = await startGateway({ GLANCE_URL: glance.url, PUSH_STREAM_STALL_MS: '1000' });
   dir = await tempDir('gw-stream-');
   file = await makeFile(dir, 'disk.raw', SIZE);
 });
 after(async () => {
-  await gw.close();
-  await glance.stop();
   await fsp.rm(dir, { recursive: true, force: true });
 });
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const putsFor = (imageId: string) => glance.puts.filter((p) => p.imageId === imageId);
+const putsFor = (imageId: string) => stack.glance.puts.filter((p) => p.imageId === imageId);
 
 async function newUpload(base: string, diskFormat = 'raw'): Promise<{ url: string; imageId: string }> {
-  const image = glance.createImage('project-a', { disk_format: diskFormat });
+  const image = stack.glance.createImage('project-a', { disk_format: diskFormat });
   const created = await create(base, { 'x-auth-token': 'token-a', 'upload-length': String(SIZE), 'upload-metadata': meta({ image_id: image.id }) });
   assert.equal(created.status, 201);
   return { url: new URL(created.headers.get('location')!, base).toString(), imageId: image.id };
 }
 
 test('clean run: Glance receives the bytes while they arrive; offset and pushed both grow; active right after the last PATCH', { timeout: 60_000 }, async () => {
-  const { url, imageId } = await newUpload(gw.url);
+  const { url, imageId } = await newUpload(stack.gw.url);
   const slow = trickle(file.path, 0, SIZE, 256 * 1024, 40); // ~6 MiB/s
   const patching = patchWith(url, 'token-a', 0, SIZE, slow.body);
 
@@ -59,7 +54,7 @@ test('clean run: Glance receives the bytes while they arrive; offset and pushed 
   const answer = await patching;
   assert.equal(answer.status, 204);
   assert.equal(answer.headers.get('glance-upload-state'), 'pushing', 'the push is already under way');
-  const { status } = await waitForState(gw.url, new URL(url).pathname, 'token-a', ['active', 'failed'], 10_000);
+  const { status } = await waitForState(stack.gw.url, new URL(url).pathname, 'token-a', ['active', 'failed'], 10_000);
   assert.equal(status.state, 'active');
   const puts = putsFor(imageId);
   assert.equal(puts.length, 1, 'one PUT, started while the upload arrived');
@@ -67,24 +62,24 @@ test('clean run: Glance receives the bytes while they arrive; offset and pushed 
 });
 
 test('a client that stalls past the limit: the streaming PUT is aborted, the push runs once the upload is complete', { timeout: 60_000 }, async () => {
-  const { url, imageId } = await newUpload(gw.url);
+  const { url, imageId } = await newUpload(stack.gw.url);
   const half = SIZE / 2;
   const first = await patchWith(url, 'token-a', 0, half, trickle(file.path, 0, half, 512 * 1024, 30).body);
   assert.equal(first.status, 204);
   while (!putsFor(imageId).some((p) => p.bytes > 0)) await sleep(10);
   await sleep(2500); // longer than PUSH_STREAM_STALL_MS
-  assert.equal(glance.image(imageId)!.status, 'queued', 'Glance put the image back to queued');
+  assert.equal(stack.glance.image(imageId)!.status, 'queued', 'Glance put the image back to queued');
   assert.equal(putsFor(imageId)[0]!.completed, false);
 
   const rest = await patchWith(url, 'token-a', half, SIZE - half, trickle(file.path, half, SIZE, MiB, 0).body);
   assert.equal(rest.status, 204);
-  const { status } = await waitForState(gw.url, new URL(url).pathname, 'token-a', ['active', 'failed']);
+  const { status } = await waitForState(stack.gw.url, new URL(url).pathname, 'token-a', ['active', 'failed']);
   assert.equal(status.state, 'active');
   assert.equal(putsFor(imageId).at(-1)!.sha256, file.sha256, 'the fallback push sent every byte');
 });
 
 test('a client that disconnects for good: the PUT is aborted, the upload stays resumable', { timeout: 60_000 }, async () => {
-  const { url, imageId } = await newUpload(gw.url);
+  const { url, imageId } = await newUpload(stack.gw.url);
   const slow = trickle(file.path, 0, SIZE, 256 * 1024, 20);
   const controller = new AbortController();
   const patching = fetch(url, {
@@ -98,24 +93,24 @@ test('a client that disconnects for good: the PUT is aborted, the upload stays r
   controller.abort();
   assert.equal(await patching, 'cut');
   await sleep(2500);
-  assert.equal(glance.image(imageId)!.status, 'queued', 'Glance is not left waiting for the rest');
-  const status = await gw.gateway.uploads.status(url.split('/').pop()!);
+  assert.equal(stack.glance.image(imageId)!.status, 'queued', 'Glance is not left waiting for the rest');
+  const status = await stack.gw.gateway.uploads.status(url.split('/').pop()!);
   assert.equal(status.state, 'receiving');
   assert.ok(status.offset > 0 && status.offset < SIZE);
 });
 
 test('the end-of-file check still refuses a streamed upload, and Glance never completes it', { timeout: 60_000 }, async () => {
-  const { url, imageId } = await newUpload(gw.url, 'vhd'); // random bytes: no VHD footer at the end
+  const { url, imageId } = await newUpload(stack.gw.url, 'vhd'); // random bytes: no VHD footer at the end
   const res = await patchWith(url, 'token-a', 0, SIZE, trickle(file.path, 0, SIZE, 256 * 1024, 20).body);
   assert.equal(res.status, 415);
   assert.ok(putsFor(imageId).some((p) => p.bytes > 0), 'the push had been streaming');
   await sleep(200);
-  assert.notEqual(glance.image(imageId)!.status, 'active', 'the held-back last byte kept Glance from finishing');
+  assert.notEqual(stack.glance.image(imageId)!.status, 'active', 'the held-back last byte kept Glance from finishing');
   assert.ok(putsFor(imageId).every((p) => p.bytes < SIZE));
 });
 
 test('a streaming push that learns the image was taken only after the upload completed settles it (never stays pushing)', { timeout: 60_000 }, async () => {
-  const { url, imageId } = await newUpload(gw.url);
+  const { url, imageId } = await newUpload(stack.gw.url);
   const head = await fetch(url, { method: 'HEAD', headers: { ...TUS, 'x-auth-token': 'token-a' } }); // the gateway has now seen this token see the image
   assert.equal(head.status, 200);
   // The streaming push's look at the image is answered only after the last PATCH: by then the
@@ -123,7 +118,7 @@ test('a streaming push that learns the image was taken only after the upload com
   let gets = 0;
   let answer!: () => void;
   const held = new Promise<void>((resolve) => (answer = resolve));
-  glance.beforeGet = async (id) => {
+  stack.glance.beforeGet = async (id) => {
     if (id === imageId && ++gets === 1) await held;
   };
   try {
@@ -131,21 +126,50 @@ test('a streaming push that learns the image was taken only after the upload com
     assert.equal(res.status, 204);
     assert.ok(gets >= 1, 'the streaming push asked Glance for the image while the upload arrived');
     assert.equal(putsFor(imageId).length, 0);
-    glance.setImage(imageId, { status: 'active', size: 1 }); // someone else's upload won
+    stack.glance.setImage(imageId, { status: 'active', size: 1 }); // someone else's upload won
     answer();
-    const { status, seen } = await waitForState(gw.url, new URL(url).pathname, 'token-a', ['active', 'failed'], 10_000);
+    const { status, seen } = await waitForState(stack.gw.url, new URL(url).pathname, 'token-a', ['active', 'failed'], 10_000);
     assert.equal(status.state, 'failed', `states: ${seen.join(' -> ')}`);
     assert.equal(status.error?.code, 'image_active_elsewhere');
     assert.equal(putsFor(imageId).length, 0, 'nothing was sent over the other upload');
   } finally {
-    glance.beforeGet = undefined;
+    stack.glance.beforeGet = undefined;
     answer();
+  }
+});
+
+test('a streaming push that learns the image was taken before its last byte was released settles it (never stays pushing)', { timeout: 60_000 }, async () => {
+  const { url, imageId } = await newUpload(stack.gw.url);
+  assert.equal((await fetch(url, { method: 'HEAD', headers: { ...TUS, 'x-auth-token': 'token-a' } })).status, 200);
+  // The stream's look at the image and the look before its last byte are both held back; the
+  // stream's is answered first, so the stream ends before the last byte could be released.
+  let gets = 0;
+  const release: (() => void)[] = [];
+  const held = [0, 1].map(() => new Promise<void>((resolve) => release.push(resolve)));
+  stack.glance.beforeGet = async (id) => {
+    const n = id === imageId ? ++gets : 0;
+    if (n === 1 || n === 2) await held[n - 1];
+  };
+  try {
+    const res = await patchWith(url, 'token-a', 0, SIZE, trickle(file.path, 0, SIZE, MiB, 150).body);
+    assert.equal(res.status, 204);
+    while (gets < 2) await sleep(10);
+    stack.glance.setImage(imageId, { status: 'active', size: 1 }); // someone else's upload won
+    release[0]!();
+    const { status, seen } = await waitForState(stack.gw.url, new URL(url).pathname, 'token-a', ['active', 'failed'], 10_000);
+    release[1]!();
+    assert.equal(status.state, 'failed', `states: ${seen.join(' -> ')}`);
+    assert.equal(status.error?.code, 'image_active_elsewhere');
+    assert.equal(putsFor(imageId).length, 0, 'nothing was sent over the other upload');
+  } finally {
+    stack.glance.beforeGet = undefined;
+    for (const r of release) r();
   }
 });
 
 test('a gateway restarted mid-stream: Glance goes back to queued; the client resumes and the image ends active', { timeout: 120_000 }, async () => {
   const storage = path.join(dir, 'restart');
-  const env = { GLANCE_URL: glance.url, STORAGE_DIR: storage, PUSH_STREAM_STALL_MS: '1000' };
+  const env = { GLANCE_URL: stack.glance.url, STORAGE_DIR: storage, PUSH_STREAM_STALL_MS: '1000' };
   let gateway = await spawnGateway(env);
   const { url, imageId } = await newUpload(gateway.url);
   const id = url.split('/').pop()!;
@@ -153,7 +177,7 @@ test('a gateway restarted mid-stream: Glance goes back to queued; the client res
   while (!putsFor(imageId).some((p) => p.bytes > 0)) await sleep(10);
   await gateway.stop('SIGKILL');
   const deadline = Date.now() + 10_000;
-  while (glance.image(imageId)!.status !== 'queued') {
+  while (stack.glance.image(imageId)!.status !== 'queued') {
     assert.ok(Date.now() < deadline, 'Glance notices the cut PUT');
     await sleep(20);
   }
@@ -170,7 +194,7 @@ test('a gateway restarted mid-stream: Glance goes back to queued; the client res
 });
 
 test('a client that keeps trickling a few bytes, far below PUSH_STREAM_MIN_RATE, loses its streaming push within the window; the next upload gets the slot; the trickler is pushed once complete', { timeout: 60_000 }, async () => {
-  const one = await startGateway({ GLANCE_URL: glance.url, PUSH_STREAM_STALL_MS: '1000', PUSH_CONCURRENCY: '1' }); // default minimum: 1 MiB/s
+  const one = await startGateway({ GLANCE_URL: stack.glance.url, PUSH_STREAM_STALL_MS: '1000', PUSH_CONCURRENCY: '1' }); // default minimum: 1 MiB/s
   try {
     const a = await newUpload(one.url);
     const aId = a.url.split('/').pop()!;
@@ -205,5 +229,26 @@ test('a client that keeps trickling a few bytes, far below PUSH_STREAM_MIN_RATE,
     assert.equal(putsFor(a.imageId).at(-1)!.sha256, file.sha256, 'the push after completion sent every byte');
   } finally {
     await one.close();
+  }
+});
+
+test('an upload terminated while its gateway-made image receives a streaming push: the image is deleted too', { timeout: 60_000 }, async () => {
+  const res = await create(stack.gw.url, { 'x-auth-token': 'token-a', 'upload-length': String(SIZE), 'upload-metadata': meta({ name: 'streamed', disk_format: 'raw' }) });
+  assert.equal(res.status, 201);
+  const url = new URL(res.headers.get('location')!, stack.gw.url).toString();
+  const imageId = res.headers.get('glance-image-id')!;
+  const sending = patchWith(url, 'token-a', 0, SIZE, trickle(file.path, 0, SIZE, 256 * 1024, 50).body).catch(() => undefined);
+  while (!putsFor(imageId).some((p) => p.bytes > 0)) await sleep(10);
+  assert.equal(stack.glance.image(imageId)?.status, 'saving');
+  stack.glance.requeueDelayMs = 3000; // as a real Glance, which notices the cut PUT only later
+  try {
+    const del = await fetch(url, { method: 'DELETE', headers: { ...TUS, 'x-auth-token': 'token-a' } });
+    assert.equal(del.status, 204);
+    await sending;
+    for (const deadline = Date.now() + 2500; stack.glance.image(imageId)?.status !== 'deleted'; await sleep(50)) {
+      assert.ok(Date.now() < deadline, `the image is ${stack.glance.image(imageId)?.status}`);
+    }
+  } finally {
+    stack.glance.requeueDelayMs = 0;
   }
 });

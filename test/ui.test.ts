@@ -7,9 +7,10 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { glanceHashes, makeFile, MiB } from './support/files.js';
-import { startGateway, tempDir, type TestGateway, uploadIdsForImage } from './support/gateway.js';
+import { startGateway, tempDir, uploadIdsForImage } from './support/gateway.js';
 import { ROOT } from './support/gateway-process.js';
-import { ensureStack, getImage, issueToken, type GlanceImage, type Scoped, type StackEnv } from './support/openstack.js';
+import { getImage, type GlanceImage } from './support/openstack.js';
+import { realStack } from './support/stacks.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const ARGS = [
@@ -29,27 +30,18 @@ const VIEWPORT = { width: 1000, height: 700 };
 declare const document: { getElementById(id: string): { textContent: string; value: number } };
 declare const localStorage: { getItem(key: string): string | null; [key: string]: unknown };
 
-let stack: { env: StackEnv; stop(): Promise<void> };
-let env: StackEnv;
-let demo: Scoped;
-let gw: TestGateway;
+const stack = realStack();
 let browser: Browser;
 let dir: string;
 
 before(async () => {
   if (!fs.existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install chromium (or set CHROMIUM_PATH)`);
-  stack = await ensureStack();
-  env = stack.env;
-  demo = await issueToken(env, env.OS_USERNAME, env.OS_PASSWORD, env.OS_PROJECT_NAME);
-  gw = await startGateway({ GLANCE_URL: env.GLANCE_URL, OS_AUTH_URL: env.OS_AUTH_URL });
   browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS });
   dir = await tempDir('gw-ui-');
 }, { timeout: 900_000 });
 
 after(async () => {
   await browser?.close();
-  await gw?.close();
-  await stack?.stop();
 });
 
 /** A fresh profile (empty localStorage) with the page open and its script running. */
@@ -61,13 +53,13 @@ async function openPage(query = ''): Promise<{ context: BrowserContext; page: Pa
   page.on('console', (msg) => {
     if (msg.type() === 'error') problems.push(`console: ${msg.text()} (${msg.location().url})`);
   });
-  await page.goto(`${gw.url}/${query}`);
+  await page.goto(`${stack.gw.url}/${query}`);
   await page.waitForSelector('body[data-ready="1"]');
   return { context, page, problems };
 }
 
 async function fillForm(page: Page, file: string, name: string): Promise<void> {
-  await page.fill('#token', demo.token);
+  await page.fill('#token', stack.demo.token);
   await page.setInputFiles('#file', file);
   await page.fill('#name', name);
   await page.selectOption('#disk-format', 'raw');
@@ -82,7 +74,7 @@ async function finalState(page: Page, timeout = 45_000): Promise<string> {
 }
 
 async function assertImage(imageId: string, file: string, size: number): Promise<GlanceImage> {
-  const image = await getImage(env, demo.token, imageId);
+  const image = await getImage(stack.env, stack.demo.token, imageId);
   const expected = await glanceHashes(file);
   assert.equal(image.status, 'active');
   assert.equal(image.size, size);
@@ -92,23 +84,23 @@ async function assertImage(imageId: string, file: string, size: number): Promise
 }
 
 async function imagesNamed(name: string): Promise<GlanceImage[]> {
-  const res = await fetch(`${env.GLANCE_URL}/v2/images?name=${encodeURIComponent(name)}`, { headers: { 'x-auth-token': demo.token } });
+  const res = await fetch(`${stack.env.GLANCE_URL}/v2/images?name=${encodeURIComponent(name)}`, { headers: { 'x-auth-token': stack.demo.token } });
   assert.equal(res.status, 200);
   return ((await res.json()) as { images: GlanceImage[] }).images;
 }
 
 
 test('the page and its scripts are served with a strict CSP; UI=0 turns the page off', { timeout: 90_000 }, async () => {
-  const page = await fetch(`${gw.url}/`);
+  const page = await fetch(`${stack.gw.url}/`);
   assert.equal(page.status, 200);
   assert.match(page.headers.get('content-type')!, /^text\/html/);
   assert.match(page.headers.get('content-security-policy')!, /script-src 'self'/);
-  const tus = await fetch(`${gw.url}/ui/tus.min.js`);
+  const tus = await fetch(`${stack.gw.url}/ui/tus.min.js`);
   assert.equal(tus.status, 200);
   assert.match(tus.headers.get('content-type')!, /javascript/);
   assert.ok((await tus.text()).length > 10_000);
 
-  const off = await startGateway({ GLANCE_URL: env.GLANCE_URL, OS_AUTH_URL: env.OS_AUTH_URL, UI: '0' });
+  const off = await startGateway({ GLANCE_URL: stack.env.GLANCE_URL, OS_AUTH_URL: stack.env.OS_AUTH_URL, UI: '0' });
   try {
     const res = await fetch(`${off.url}/`);
     assert.equal(res.status, 404);
@@ -182,7 +174,7 @@ test('a reload mid-upload: the same file resumes the same upload (HEAD, no secon
     const stored = await page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith('tus::')));
     assert.equal(stored.length, 1, 'tus-js-client keeps the upload URL in localStorage');
 
-    const head = await fetch(`${gw.url}${uploadPath}`, { method: 'HEAD', headers: { 'x-auth-token': demo.token, 'tus-resumable': '1.0.0' } });
+    const head = await fetch(`${stack.gw.url}${uploadPath}`, { method: 'HEAD', headers: { 'x-auth-token': stack.demo.token, 'tus-resumable': '1.0.0' } });
     assert.equal(head.status, 200);
     const offset = Number(head.headers.get('upload-offset'));
     assert.ok(offset > 0 && offset < size, `offset ${offset} before the second start`);
@@ -203,7 +195,7 @@ test('a reload mid-upload: the same file resumes the same upload (HEAD, no secon
     const imageId = (await page.textContent('#image-id'))!;
     await assertImage(imageId, file.path, size);
     assert.equal((await imagesNamed(name)).length, 1, 'one image for the name');
-    assert.deepEqual(await uploadIdsForImage(gw.storageDir, imageId), [uploadPath.split('/').pop()]);
+    assert.deepEqual(await uploadIdsForImage(stack.gw.storageDir, imageId), [uploadPath.split('/').pop()]);
   } finally {
     release();
     await page.unrouteAll({ behavior: 'ignoreErrors' });
@@ -225,6 +217,7 @@ test('the disk format guess reads the same magic bytes as the gateway', { timeou
     ['qed', at(4096, 0, 'QED\0')],
     ['iso', at(40960, 32769, 'CD001')],
     ['vhd', at(4096, 4096 - 512, 'conectix')], // fixed VHD: the footer only
+    ['luks', at(4096, 0, 'LUKS\xba\xbe\x00\x01')], // only the gateway's inspection knows it: qemu would open it
     ['raw', at(4096, 0, 'nothing here')],
   ];
   const { context, page } = await openPage();
@@ -233,6 +226,20 @@ test('the disk format guess reads the same magic bytes as the gateway', { timeou
       await page.setInputFiles('#file', { name: `guess.${format}`, mimeType: 'application/octet-stream', buffer });
       await page.waitForFunction((f) => document.getElementById('file-note').textContent.endsWith(`looks like ${f}`), format);
     }
+  } finally {
+    await context.close();
+  }
+});
+
+test('the guess is what the module the gateway serves says', { timeout: 90_000 }, async () => {
+  const { context, page } = await openPage();
+  try {
+    const standIn = 'export const HEAD_BYTES = 65536, TAIL_BYTES = 512;\nexport const detectFormat = () => "qed";\n';
+    await page.route('**/ui/content/detect.js', (route) => route.fulfill({ contentType: 'text/javascript', body: standIn }));
+    await page.reload();
+    await page.waitForSelector('body[data-ready="1"]');
+    await page.setInputFiles('#file', { name: 'guess.raw', mimeType: 'application/octet-stream', buffer: Buffer.alloc(4096) });
+    await page.waitForFunction(() => document.getElementById('file-note').textContent.endsWith('looks like qed'));
   } finally {
     await context.close();
   }
@@ -257,29 +264,29 @@ test('Keystone login from the page fills the token (wrong password: Keystone mes
   const { context, page } = await openPage();
   try {
     // The browser posts to Keystone itself: the stack's Keystone allows it (`[cors] allowed_origin`).
-    const preflight = await fetch(`${env.OS_AUTH_URL}/auth/tokens`, {
+    const preflight = await fetch(`${stack.env.OS_AUTH_URL}/auth/tokens`, {
       method: 'OPTIONS',
-      headers: { origin: gw.url, 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type' },
+      headers: { origin: stack.gw.url, 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type' },
     });
     assert.ok(preflight.headers.get('access-control-allow-origin'), 'Keystone answers CORS for the page');
     await page.click('#login summary');
-    await page.fill('#auth-url', env.OS_AUTH_URL);
-    await page.fill('#user', env.OS_USERNAME);
-    await page.fill('#project', env.OS_PROJECT_NAME);
+    await page.fill('#auth-url', stack.env.OS_AUTH_URL);
+    await page.fill('#user', stack.env.OS_USERNAME);
+    await page.fill('#project', stack.env.OS_PROJECT_NAME);
     await page.fill('#password', 'wrong');
     await page.click('#login-button');
     await page.waitForSelector('#login-note.bad');
     assert.match((await page.textContent('#login-note'))!, /^401: /);
 
-    await page.fill('#password', env.OS_PASSWORD);
+    await page.fill('#password', stack.env.OS_PASSWORD);
     await page.click('#login-button');
     await page.waitForFunction(() => document.getElementById('login-note').textContent.startsWith('Token issued'));
     const token = await page.inputValue('#token');
-    const check = await fetch(`${env.OS_AUTH_URL}/auth/tokens`, { headers: { 'x-auth-token': demo.token, 'x-subject-token': token } });
+    const check = await fetch(`${stack.env.OS_AUTH_URL}/auth/tokens`, { headers: { 'x-auth-token': stack.demo.token, 'x-subject-token': token } });
     assert.equal(check.status, 200, 'Keystone validates the token the page got');
     assert.equal(await page.inputValue('#password'), '');
     const prefs = await page.evaluate(() => localStorage.getItem('glance-upload-page:keystone'));
-    assert.ok(prefs && !prefs.includes(env.OS_PASSWORD) && !prefs.includes(token), 'no secret in localStorage');
+    assert.ok(prefs && !prefs.includes(stack.env.OS_PASSWORD) && !prefs.includes(token), 'no secret in localStorage');
   } finally {
     await page.unrouteAll({ behavior: 'ignoreErrors' });
     await context.close();

@@ -1,57 +1,50 @@
 // tus-js-client uploads through the gateway into a (fake) Glance.
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import { FakeGlance } from './support/fake-glance.js';
+import { before, test } from 'node:test';
 import { makeFile, MiB } from './support/files.js';
-import { startGateway, tempDir, waitForState, type TestGateway } from './support/gateway.js';
+import { tempDir, waitForState } from './support/gateway.js';
+import { fakeStack } from './support/stacks.js';
 import { tusUpload } from './support/tus.js';
 
-let glance: FakeGlance;
-let gw: TestGateway;
+const stack = fakeStack();
 let dir: string;
 
 before(async () => {
-  glance = await FakeGlance.start();
-  gw = await startGateway({ GLANCE_URL: glance.url });
   dir = await tempDir('gw-data-');
-});
-after(async () => {
-  await gw.close();
-  await glance.stop();
 });
 
 test('a 64 MiB upload in 8 MiB chunks ends active in Glance with the same bytes', async () => {
   const file = await makeFile(dir, 'disk.raw', 64 * MiB);
-  const image = glance.createImage('project-a', { disk_format: 'raw', container_format: 'bare' });
+  const image = stack.glance.createImage('project-a', { disk_format: 'raw', container_format: 'bare' });
 
-  const result = await tusUpload(gw.url, file.path, {
+  const result = await tusUpload(stack.gw.url, file.path, {
     token: 'token-a',
     metadata: { image_id: image.id, filename: 'disk.raw', filetype: 'application/octet-stream' },
     chunkSize: 8 * MiB,
   });
   assert.ok(['queued', 'pushing', 'awaiting_token'].includes(result.headers['glance-upload-state'] ?? ''));
 
-  const { status } = await waitForState(gw.url, result.uploadUrl, 'token-a', ['active', 'failed']);
+  const { status } = await waitForState(stack.gw.url, result.uploadUrl, 'token-a', ['active', 'failed']);
   assert.equal(status.state, 'active', JSON.stringify(status.error));
   assert.equal(status.size, 64 * MiB);
   assert.equal(status.offset, 64 * MiB);
   assert.equal(status.pushed, 64 * MiB);
 
-  const put = glance.puts.at(-1)!;
+  const put = stack.glance.puts.at(-1)!;
   assert.equal(put.completed, true);
   assert.equal(put.sha256, file.sha256, 'Glance received exactly the bytes of the file');
   assert.equal(put.token, 'token-a', 'the caller token is used, not one of our own');
   assert.equal(put.headers['content-type'], 'application/octet-stream');
   assert.equal(put.headers['content-length'], String(64 * MiB));
   assert.equal(put.headers['x-openstack-image-size'], String(64 * MiB));
-  assert.equal(glance.image(image.id)!.status, 'active');
+  assert.equal(stack.glance.image(image.id)!.status, 'active');
   assert.equal(status.glance?.checksum, put.md5);
   assert.equal(status.glance?.os_hash_value, put.sha512);
 });
 
 test('with name and disk_format the gateway creates the image and answers Glance-Image-Id', async () => {
   const file = await makeFile(dir, 'created.raw', 3 * MiB);
-  const result = await tusUpload(gw.url, file.path, {
+  const result = await tusUpload(stack.gw.url, file.path, {
     token: 'token-a',
     metadata: { name: 'created by the gateway', disk_format: 'raw', tags: 'a,b' },
     chunkSize: 1 * MiB,
@@ -59,13 +52,13 @@ test('with name and disk_format the gateway creates the image and answers Glance
   const imageId = result.headers['glance-image-id'];
   assert.match(imageId ?? '', /^[0-9a-f-]{36}$/);
 
-  const { status } = await waitForState(gw.url, result.uploadUrl, 'token-a', ['active', 'failed']);
+  const { status } = await waitForState(stack.gw.url, result.uploadUrl, 'token-a', ['active', 'failed']);
   assert.equal(status.state, 'active', JSON.stringify(status.error));
   assert.equal(status.imageId, imageId);
-  const image = glance.image(imageId!)!;
+  const image = stack.glance.image(imageId!)!;
   assert.equal(image.name, 'created by the gateway');
   assert.equal(image.owner, 'project-a');
   assert.equal(image.container_format, 'bare');
   assert.deepEqual(image.tags, ['a', 'b']);
-  assert.equal(glance.puts.at(-1)!.sha256, file.sha256);
+  assert.equal(stack.glance.puts.at(-1)!.sha256, file.sha256);
 });

@@ -1,34 +1,32 @@
 import fsp from 'node:fs/promises';
-import { HEAD_BYTES, inspectHead, inspectTail, needsTail, TAIL_BYTES } from '../ingest/content/inspect.js';
+import { detectFormat, HEAD_BYTES, TAIL_BYTES } from '../ingest/content/detect.js';
+import { inspectHead, inspectTail, needsTail } from '../ingest/content/inspect.js';
 
-/** The formats the gateway can recognise by their bytes; vhd before iso, as the gateway scans. */
-const KNOWN = ['qcow2', 'vmdk', 'vhdx', 'vdi', 'qed', 'vhd', 'iso'] as const;
+/** The disk_formats a guess may name: formats Glance takes whose content the gateway can check. */
+const DECLARABLE = ['qcow2', 'vmdk', 'vhdx', 'vdi', 'qed', 'vhd', 'iso', 'raw'];
 
 /**
- * Guess `disk_format` with the gateway's own content check, so the guess is exactly what
- * the gateway will accept. undefined: the bytes fit nothing, not even raw (say, a qcow2
- * with a backing file), and the caller should ask for `--disk-format`.
+ * Guess `disk_format` with the gateway's own content inspection (the browser page uses the same
+ * detectFormat), and keep it only if the gateway's check accepts it. undefined: the bytes fit no
+ * format the gateway takes (say, a qcow2 with a backing file), and the caller should ask for `--disk-format`.
  */
 export async function detectDiskFormat(file: string): Promise<{ format: string } | { format: undefined; reason: string }> {
   const fh = await fsp.open(file, 'r');
   try {
     const { size } = await fh.stat();
     const head = await readAt(fh, 0, Math.min(HEAD_BYTES, size));
+    const tail = await readAt(fh, Math.max(0, size - TAIL_BYTES), Math.min(TAIL_BYTES, size));
     const complete = head.length >= size;
-    const tail = () => readAt(fh, Math.max(0, size - TAIL_BYTES), Math.min(TAIL_BYTES, size));
-    const reasons: string[] = [];
-    for (const format of KNOWN) {
-      const verdict = inspectHead(format, head, size, complete);
-      if (verdict.kind === 'reject') reasons.push(verdict.reason);
-      if (verdict.kind !== 'ok') continue;
-      // A head without any cookie passes for vhd until the end: a fixed VHD has only its footer.
-      if (needsTail(format, head) && inspectTail(format, await tail()).kind !== 'ok') continue;
-      return { format };
+    const format = detectFormat(head, tail);
+    // A format Glance does not take is explained the way the gateway would refuse it as raw.
+    const verdict = inspectHead(DECLARABLE.includes(format) ? format : 'raw', head, size, complete);
+    if (verdict.kind === 'reject') return { format: undefined, reason: verdict.reason };
+    if (verdict.kind === 'need-more') return { format: undefined, reason: `the first ${HEAD_BYTES} bytes do not settle ${format}` };
+    if (needsTail(format, head)) {
+      const footer = inspectTail(format, tail);
+      if (footer.kind === 'reject') return { format: undefined, reason: footer.reason };
     }
-    const raw = inspectHead('raw', head, size, complete);
-    if (raw.kind !== 'reject') return { format: 'raw' };
-    // "data is X but ..." only says the magic differs; another reason is the real flaw (a backing file).
-    return { format: undefined, reason: reasons.find((r) => !r.startsWith('data ')) ?? raw.reason };
+    return { format };
   } finally {
     await fh.close();
   }

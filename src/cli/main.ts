@@ -71,7 +71,9 @@ async function run(args: CliArgs, env: NodeJS.ProcessEnv, out: Reporter, onUploa
 function report(args: CliArgs, uploadUrl: string, status: UploadStatus, verdict: Verdict | undefined): number {
   const checksum = status.glance?.checksum ?? null;
   const verified = verdict?.kind === 'verified' ? verdict.digest : null;
-  let error = status.state === 'active' ? undefined : status.error ?? { code: 'push_failed', message: 'unknown error' };
+  // The gateway's push error, or the CLI's own (digest_mismatch, unverified).
+  let error: { code: string; message: string; httpStatus?: number } | undefined =
+    status.state === 'active' ? undefined : status.error ?? { code: 'push_failed', message: 'unknown error' };
   if (verdict?.kind === 'mismatch') {
     const { local, glance } = verdict;
     error = {

@@ -88,7 +88,9 @@ export class Keystone {
       if (err instanceof GlanceHttpError && (err.status === 404 || err.status === 403)) {
         throw new GlanceHttpError(401, 'Keystone rejected the token');
       }
-      throw err;
+      if (err instanceof GlanceHttpError) throw err;
+      // A 2xx that is not JSON (a proxy's page, say): its text stays out of logs and answers.
+      throw new GlanceNetworkError('keystone: the answer was not a token document');
     }
     const t = body.token;
     return {

@@ -1,5 +1,5 @@
 import type { ErrorRequestHandler, RequestHandler, Response } from 'express';
-import { NotFoundError, toHttpError } from '../errors.js';
+import { httpError, NotFoundError, toHttpError } from '../errors.js';
 import type { Logger } from '../logger.js';
 
 export function sendError(res: Response, err: unknown): void {
@@ -20,10 +20,8 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
     }
     // Body-parser style errors carry their own 4xx status.
     const own = (err as { status?: unknown }).status;
-    if (http.status === 500 && typeof own === 'number' && own >= 400 && own < 500) {
-      res.status(own).json({ error: { code: 'bad_request', message: 'malformed request' } });
-      return;
-    }
-    res.status(http.status).json(http.body);
+    const { status, body } =
+      http.status === 500 && typeof own === 'number' && own >= 400 && own < 500 ? httpError('bad_request', 'malformed request', own) : http;
+    res.status(status).json(body);
   };
 }

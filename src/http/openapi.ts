@@ -1,18 +1,113 @@
 import { Router } from 'express';
+import { z } from 'zod';
+import { ERROR_CODES, PUSH_ERROR_CODES, REQUEST_ERROR_CODES, type ErrorCode } from '../error-codes.js';
+import type { UploadStatus } from '../ingest/uploads.js';
 import { UPLOAD_STATES } from '../state/upload-record.js';
 
 /**
  * `GET /openapi.json`: OpenAPI 3.1 for the gateway's own endpoints (status, events, push,
  * health, metrics). The tus endpoints (`/files/`, `/files/{id}`) follow the tus 1.0.0 protocol
- * and are only pointed to here. test/openapi.test.ts checks real answers against these schemas.
+ * and are only pointed to here. The schemas are zod's, so that their enums are the code's own
+ * lists (states, error codes); test/openapi.test.ts checks real answers against them.
  */
+
+/** Named schemas land in components; the others are described in place. */
+const components = z.registry<{ id?: string; description?: string }>();
+const described = <T extends z.ZodType>(schema: T, description: string): T => (components.add(schema, { description }), schema);
+const named = <T extends z.ZodType>(schema: T, id: string, description: string): T => (components.add(schema, { id, description }), schema);
+
+const meanings = (codes: readonly ErrorCode[]) => codes.map((c) => `\`${c}\`: ${ERROR_CODES[c].meaning}`).join('; ');
+const count = (description: string) => described(z.int().min(0), description);
+const dateTime = () => z.iso.datetime({ offset: true });
+const uploadIdPattern = /^[0-9a-f]{32}$/;
+
+const uploadState = named(
+  z.enum(UPLOAD_STATES),
+  'UploadState',
+  '`receiving`: bytes still arriving; `queued`: complete, waiting for a push slot; `pushing`: streaming to Glance; ' +
+    '`verifying`: checking that Glance holds our size and digest (its multihash); `active`: done; `retrying`: a transient failure, see ' +
+    '`nextAttemptAt`; `awaiting_token`: the next request with a valid token resumes the push; `failed`: terminal, see `error`.',
+);
+
+const pushErrorCode = named(z.enum(PUSH_ERROR_CODES), 'PushErrorCode', `Why a push failed or waits. ${meanings(PUSH_ERROR_CODES)}.`);
+
+const uploadStatus = named(
+  z.strictObject({
+    id: z.string().regex(uploadIdPattern),
+    imageId: described(z.guid(), 'The Glance image.'),
+    state: uploadState,
+    size: count('Upload-Length, in bytes.'),
+    offset: count('Bytes received.'),
+    pushed: count('Bytes sent to Glance by the current (or last) push.'),
+    attempts: count('Push attempts so far.'),
+    nextAttemptAt: described(dateTime().nullable(), 'When `retrying`: the next attempt.'),
+    glance: described(
+      z
+        .strictObject({
+          status: described(z.string(), 'Glance image status (`queued`, `saving`, `active`, …).'),
+          size: z.int().min(0).nullable(),
+          checksum: described(z.string().nullable(), 'MD5 (Glance leaves it empty under FIPS).'),
+          os_hash_algo: z.string().nullable(),
+          os_hash_value: described(
+            z.string().nullable(),
+            "Glance's multihash, in the algorithm `os_hash_algo` names: what the gateway checks its own digest against.",
+          ),
+        })
+        .nullable(),
+      'The image as Glance last showed it (null before the first look).',
+    ),
+    error: described(
+      z
+        .strictObject({
+          code: pushErrorCode,
+          message: z.string(),
+          httpStatus: described(z.int().optional(), "Glance's (or Keystone's) HTTP status, where there was one."),
+        })
+        .nullable(),
+      'Why the push failed (or last failed).',
+    ),
+    createdAt: dateTime(),
+    updatedAt: dateTime(),
+  }),
+  'UploadStatus',
+  'An upload and its push to Glance: the answer of `GET /files/{id}/status`, and the data of its events.',
+);
+
+named(
+  z.strictObject({
+    error: z.strictObject({
+      code: named(z.enum(REQUEST_ERROR_CODES), 'ErrorCode', 'Stable; each code has one status (docs/errors.md has the table).'),
+      message: z.string(),
+    }),
+  }),
+  'Error',
+  'Every error answer of the gateway.',
+);
+named(z.strictObject({ status: z.enum(['ok']) }), 'Health', 'The process answers.');
+named(
+  z.strictObject({
+    status: z.enum(['ok', 'unavailable']),
+    storage: described(z.string(), '`ok`, or why storage is not writable.'),
+    glance: described(z.string(), '`ok`, or why Glance (or Keystone) does not answer.'),
+  }),
+  'Readiness',
+  'What `/readyz` checked.',
+);
+
+/** The schema is the status object the gateway sends, no more and no less. */
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const statusIsTheSchema: Same<z.infer<typeof uploadStatus>, UploadStatus> = true;
+void statusIsTheSchema;
+
+/** The named schemas as OpenAPI components, their references pointing within the document. */
+function componentSchemas(): Record<string, object> {
+  const { schemas } = z.toJSONSchema(components, { metadata: components, uri: (id) => `#/components/schemas/${id}` });
+  return Object.fromEntries(Object.entries(schemas).map(([id, { $schema: _s, $id: _i, ...schema }]) => [id, schema]));
+}
 
 const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
 const json = (schema: object) => ({ 'application/json': { schema } });
 const errorResponse = (description: string) => ({ description, content: json(ref('Error')) });
-const dateTime = { type: 'string', format: 'date-time' };
-const nullableString = { type: ['string', 'null'] };
-const count = { type: 'integer', minimum: 0 };
 
 const uploadId = {
   name: 'id',
@@ -160,98 +255,9 @@ export const openApiDocument = {
           'A Keystone token (as for Glance). It must see the upload\'s image. It is kept only in memory, never stored.',
       },
     },
-    schemas: {
-      UploadState: {
-        type: 'string',
-        enum: [...UPLOAD_STATES],
-        description:
-          '`receiving`: bytes still arriving; `queued`: complete, waiting for a push slot; `pushing`: streaming to Glance; ' +
-          '`verifying`: checking that Glance holds our size and digest (its multihash); `active`: done; `retrying`: a transient failure, see ' +
-          '`nextAttemptAt`; `awaiting_token`: the next request with a valid token resumes the push; `failed`: terminal, ' +
-          'see `error`.',
-      },
-      UploadStatus: {
-        type: 'object',
-        additionalProperties: false,
-        required: [
-          'id', 'imageId', 'state', 'size', 'offset', 'pushed', 'attempts', 'nextAttemptAt', 'glance', 'error',
-          'createdAt', 'updatedAt',
-        ],
-        properties: {
-          id: { type: 'string', pattern: '^[0-9a-f]{32}$' },
-          imageId: { type: 'string', format: 'uuid', description: 'The Glance image.' },
-          state: ref('UploadState'),
-          size: { ...count, description: 'Upload-Length, in bytes.' },
-          offset: { ...count, description: 'Bytes received.' },
-          pushed: { ...count, description: 'Bytes sent to Glance by the current (or last) push.' },
-          attempts: { ...count, description: 'Push attempts so far.' },
-          nextAttemptAt: { ...nullableString, format: 'date-time', description: 'When `retrying`: the next attempt.' },
-          glance: {
-            type: ['object', 'null'],
-            description: 'The image as Glance last showed it (null before the first look).',
-            additionalProperties: false,
-            required: ['status', 'size', 'checksum', 'os_hash_algo', 'os_hash_value'],
-            properties: {
-              status: { type: 'string', description: 'Glance image status (`queued`, `saving`, `active`, …).' },
-              size: { type: ['integer', 'null'], minimum: 0 },
-              checksum: { ...nullableString, description: 'MD5 (Glance leaves it empty under FIPS).' },
-              os_hash_algo: nullableString,
-              os_hash_value: {
-                ...nullableString,
-                description: 'Glance\'s multihash, in the algorithm `os_hash_algo` names: what the gateway checks its own digest against.',
-              },
-            },
-          },
-          error: {
-            type: ['object', 'null'],
-            description: 'Why the push failed (or last failed).',
-            additionalProperties: false,
-            required: ['code', 'message'],
-            properties: {
-              code: { type: 'string' },
-              message: { type: 'string' },
-              httpStatus: { type: 'integer', description: "Glance's (or Keystone's) HTTP status, where there was one." },
-            },
-          },
-          createdAt: dateTime,
-          updatedAt: dateTime,
-        },
-      },
-      Error: {
-        type: 'object',
-        additionalProperties: false,
-        required: ['error'],
-        properties: {
-          error: {
-            type: 'object',
-            additionalProperties: false,
-            required: ['code', 'message'],
-            properties: {
-              code: { type: 'string', description: 'Stable, e.g. `not_found`, `token_missing`, `push_not_restartable`.' },
-              message: { type: 'string' },
-            },
-          },
-        },
-      },
-      Health: {
-        type: 'object',
-        additionalProperties: false,
-        required: ['status'],
-        properties: { status: { type: 'string', enum: ['ok'] } },
-      },
-      Readiness: {
-        type: 'object',
-        additionalProperties: false,
-        required: ['status', 'storage', 'glance'],
-        properties: {
-          status: { type: 'string', enum: ['ok', 'unavailable'] },
-          storage: { type: 'string', description: '`ok`, or why storage is not writable.' },
-          glance: { type: 'string', description: '`ok`, or why Glance (or Keystone) does not answer.' },
-        },
-      },
-    },
+    schemas: componentSchemas(),
   },
-} as const;
+};
 
 /** Serves the document; no token needed. */
 export function openApiRoutes(): Router {

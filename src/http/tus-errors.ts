@@ -1,55 +1,48 @@
-import { ERRORS } from '@tus/utils';
+import { TUS_HEADER_CODES, type RequestErrorCode } from '../error-codes.js';
+import { httpError, tusRefusalKey, toHttpError, type HttpError } from '../errors.js';
 
-/** tus's own refusals (by @tus/utils' ERRORS key), in the vocabulary of the gateway's own codes. */
-const BY_KEY: Record<keyof typeof ERRORS, string> = {
-  MISSING_OFFSET: 'invalid_header',
-  ABORTED: 'aborted',
-  INVALID_TERMINATION: 'invalid_termination',
-  ERR_LOCK_TIMEOUT: 'lock_timeout',
-  INVALID_CONTENT_TYPE: 'content_type',
-  FILE_NOT_FOUND: 'not_found',
-  INVALID_OFFSET: 'offset_mismatch',
-  FILE_NO_LONGER_EXISTS: 'gone',
-  ERR_SIZE_EXCEEDED: 'size_exceeded',
-  ERR_MAX_SIZE_EXCEEDED: 'too_large',
-  INVALID_LENGTH: 'invalid_length',
-  INVALID_METADATA: 'invalid_metadata',
-  UNKNOWN_ERROR: 'internal',
-  FILE_WRITE_ERROR: 'internal',
-  UNSUPPORTED_CONCATENATION_EXTENSION: 'unsupported_extension',
-  UNSUPPORTED_CREATION_DEFER_LENGTH_EXTENSION: 'unsupported_extension',
-  UNSUPPORTED_EXPIRATION_EXTENSION: 'unsupported_extension',
-};
-const CODES = new Map(Object.entries(ERRORS).map(([key, e]) => [e.body.trim(), BY_KEY[key as keyof typeof ERRORS]]));
-/** The header validator's "Invalid upload-length" and friends. */
-const INVALID_HEADER: Record<string, string> = {
-  'upload-length': 'invalid_length',
-  'upload-metadata': 'invalid_metadata',
-};
+/** How @tus/server's header check words its 400 (`Invalid upload-length upload-offset\n`). */
+const INVALID_HEADERS = 'Invalid ';
 
-/** A stable `error.code` for a plain-text tus answer. */
-export function tusErrorCode(status: number, text: string): string {
-  const known = CODES.get(text);
-  if (known) return known;
-  if (status === 412) return 'tus_resumable_required';
-  if (status === 404) return 'not_found';
-  // The header validator says "Invalid upload-length upload-offset".
-  const invalid = /^Invalid ([a-z-]+)/i.exec(text);
-  if (invalid) return INVALID_HEADER[invalid[1]!.toLowerCase()] ?? 'invalid_header';
-  return status >= 500 ? 'internal' : 'tus_error';
+/**
+ * A plain-text answer of @tus/server, as the gateway's JSON error. A refusal tus raised is
+ * recognised as its ERRORS entry (its status and body are the entry's own); what tus writes
+ * without one is its missing Tus-Resumable (412), its header check (400) and unknown verbs (404).
+ */
+export function tusAnswer(status: number, text: string): HttpError {
+  const raised = { status_code: status, body: text };
+  if (tusRefusalKey(raised)) return toHttpError(raised);
+  const message = text.trim() || `HTTP ${status}`;
+  if (status === 412) return httpError('tus_resumable_required', message);
+  if (status === 404) return httpError('not_found', message);
+  if (status === 400 && text.startsWith(INVALID_HEADERS)) return httpError(invalidHeaderCode(text), message);
+  return status >= 500 ? httpError('internal', message) : httpError('bad_request', message, status);
+}
+
+/** The first header tus named that has a code of its own, else `invalid_header`. */
+function invalidHeaderCode(text: string): RequestErrorCode {
+  const names = text.slice(INVALID_HEADERS.length).trim().toLowerCase().split(' ');
+  for (const name of names) {
+    const code = TUS_HEADER_CODES[name];
+    if (code) return code;
+  }
+  return 'invalid_header';
 }
 
 /** Every error leaves the gateway in the contract's JSON shape, tus's plain-text ones included. */
 export async function asJsonError(response: Response): Promise<Response> {
-  const text = (await response.text()).trim();
-  let body = text;
+  const text = await response.text();
+  let status = response.status;
+  let body = text.trim();
   try {
-    if (!(JSON.parse(text) as { error?: unknown }).error) throw new Error('not ours');
+    if (!(JSON.parse(body) as { error?: unknown }).error) throw new Error('not ours');
   } catch {
-    body = JSON.stringify({ error: { code: tusErrorCode(response.status, text), message: text || `HTTP ${response.status}` } });
+    const answer = tusAnswer(response.status, text);
+    status = answer.status;
+    body = JSON.stringify(answer.body);
   }
   const headers = new Headers(response.headers);
   headers.set('Content-Type', 'application/json; charset=utf-8');
   headers.set('Content-Length', String(Buffer.byteLength(body)));
-  return new Response(body, { status: response.status, headers });
+  return new Response(body, { status, headers });
 }

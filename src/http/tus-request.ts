@@ -1,12 +1,13 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { NodeRequest } from 'srvx/node';
+import type { Addressed } from '../ingest/tus-server.js';
 
 /**
  * srvx's request for @tus/server, with a body that touches Node's stream only when read.
  * srvx's own `body` starts pulling the socket as soon as it is looked at, and tus looks at it
  * before our PATCH handler reads the Node stream directly (see ingest/direct-patch.ts).
  */
-export class TusRequest extends NodeRequest {
+export class TusRequest extends NodeRequest implements Addressed {
   /**
    * The upload this request acts on, as the access check established it: tus takes its id from
    * here and nowhere else, so the id checked is the id acted on.

@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import fsp from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { Router, type Response } from 'express';
@@ -7,6 +8,8 @@ import type { Logger } from '../logger.js';
 /** The files of the page, beside this module (`npm run build` copies them into dist). */
 const PAGE_DIR = fileURLToPath(new URL('./ui/', import.meta.url));
 const PAGE_FILES = ['index.html', 'app.js', 'style.css'];
+/** The gateway's content inspection (pure modules), which the page imports for its disk format guess. */
+const CONTENT_DIR = fileURLToPath(new URL('../ingest/content/', import.meta.url));
 
 /** The page holds a token: scripts and styles only from here; fetch may reach Keystone elsewhere. */
 const PAGE_HEADERS = {
@@ -35,7 +38,53 @@ export function uiRoutes(logger: Logger): Router {
   router.get('/ui/app.js', (_req, res) => send(res, dir + 'app.js'));
   router.get('/ui/style.css', (_req, res) => send(res, dir + 'style.css'));
   router.get('/ui/tus.min.js', (_req, res) => send(res, tus));
+  const content = contentModules();
+  router.get('/ui/content/:file', async (req, res, next) => {
+    const module = content.get(req.params.file);
+    if (!module) return next();
+    try {
+      res.set(PAGE_HEADERS).type('text/javascript').send(await module());
+    } catch (err) {
+      next(err);
+    }
+  });
   return router;
+}
+
+/**
+ * Each module of CONTENT_DIR by its name as the page imports it (`magic.js`). Built, they are
+ * JavaScript already; run from the sources (tsx), each is compiled once, on its first request,
+ * by TypeScript, which is then at hand as a development dependency.
+ */
+function contentModules(): Map<string, () => Promise<string>> {
+  const names = fs.existsSync(CONTENT_DIR) ? fs.readdirSync(CONTENT_DIR) : [];
+  const built = names.filter((n) => n.endsWith('.js'));
+  const modules = new Map<string, () => Promise<string>>();
+  if (built.length) {
+    for (const name of built) modules.set(name, once(() => fsp.readFile(CONTENT_DIR + name, 'utf8')));
+    return modules;
+  }
+  for (const name of names.filter((n) => n.endsWith('.ts') && !n.endsWith('.d.ts'))) {
+    modules.set(name.replace(/\.ts$/, '.js'), once(async () => {
+      const { default: ts } = await import('typescript');
+      const source = await fsp.readFile(CONTENT_DIR + name, 'utf8');
+      const options = { target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.ES2022 };
+      return ts.transpileModule(source, { compilerOptions: options, fileName: name }).outputText;
+    }));
+  }
+  return modules;
+}
+
+/** `make` run once; a failure is not kept, so the next request tries again. */
+function once<T>(make: () => Promise<T>): () => Promise<T> {
+  let made: Promise<T> | undefined;
+  return () => {
+    if (!made) {
+      made = make();
+      made.catch(() => (made = undefined));
+    }
+    return made;
+  };
 }
 
 function tusBundle(): string | undefined {

@@ -71,6 +71,11 @@ export class ContentGuard {
     return stored;
   }
 
+  /** The upload is gone: nothing to remember about it. */
+  forget(uploadId: string): void {
+    this.#passed.delete(uploadId);
+  }
+
   /** The check that needs the whole file; throws ContentMismatchError after discarding the upload. */
   async finish(uploadId: string): Promise<void> {
     this.#passed.delete(uploadId);

@@ -23,6 +23,7 @@ export interface PreflightDeps {
 export interface Admitted {
   imageId: string;
   projectId: string;
+  userId: string;
   createdImage: boolean;
   glanceUrl: string;
   diskFormat: string;
@@ -44,7 +45,7 @@ export class Preflight {
     if (!token) throw new TokenMissingError('X-Auth-Token is required');
     const request = parseImageRequest(metadata);
     const identity = await identify(this.deps.keystone, token);
-    const projectId = identity.projectId;
+    const { projectId, userId } = identity;
     await this.deps.reservations.claim(uploadId, projectId, size);
     try {
       const endpoint = this.deps.endpoints.resolve(identity);
@@ -55,12 +56,12 @@ export class Preflight {
         });
         // Glance shows community and shared images to other projects; only the owner uploads.
         if (image.owner !== projectId) throw new NotFoundError('image not found');
-        return { imageId: image.id, projectId, createdImage: false, glanceUrl: endpoint, diskFormat: usableFormat(image) };
+        return { imageId: image.id, projectId, userId, createdImage: false, glanceUrl: endpoint, diskFormat: usableFormat(image) };
       }
       const image = await this.deps.glance.createImage(auth, request.image).catch((err: unknown) => {
         throw asCreateError(err);
       });
-      return { imageId: image.id, projectId, createdImage: true, glanceUrl: endpoint, diskFormat: usableFormat(image) };
+      return { imageId: image.id, projectId, userId, createdImage: true, glanceUrl: endpoint, diskFormat: usableFormat(image) };
     } catch (err) {
       this.deps.reservations.release(uploadId);
       throw asRequestError(err, 'image');

@@ -13,13 +13,19 @@ interface Entry {
   project: string;
   size: number;
   stored: number;
+  /** When it last made useful progress, and how much it held then. */
   touchedAt: number;
+  mark: number;
   /** Its missing bytes count against free space; false once it went idle. */
   held: boolean;
 }
 
+/** Progress that keeps a claim: 1 % of what the upload still needs, and at least this. */
+const USEFUL_BYTES = 1 << 20;
+
 /**
- * The storage promised to unfinished uploads. Each check and its claim run in one synchronous
+ * The storage promised to uploads, and each project's share: an upload counts from its creation
+ * until its data is no longer held here (pushed and freed, or removed). Each check and its claim run in one synchronous
  * step after the free-space look-up, so parallel creations see each other's claims; totals are
  * kept as they change, so a creation costs the same however many uploads there are.
  */
@@ -53,40 +59,48 @@ export class Reservations {
         `the project's unfinished uploads would declare ${usage.bytes + size} bytes, over the ${this.limits.bytesPerProject} allowed`,
       );
     }
-    this.#add(uploadId, { project, size, stored: 0, touchedAt: Date.now(), held: true });
+    this.#add(uploadId, { project, size, stored: 0, touchedAt: Date.now(), mark: 0, held: true });
   }
 
   /** An upload found at start: counted as it is, without a check (its bytes were promised before). */
   restore(uploadId: string, project: string, size: number, stored: number): void {
-    if (!this.#entries.has(uploadId)) this.#add(uploadId, { project, size, stored, touchedAt: Date.now(), held: true });
+    if (!this.#entries.has(uploadId)) this.#add(uploadId, { project, size, stored, touchedAt: Date.now(), mark: stored, held: true });
   }
 
-  /** Bytes are about to arrive: an upload that went idle must find its space again, or get 507. */
+  /**
+   * Bytes are about to arrive. An upload whose claim lapsed goes on only while the space it still
+   * needs is free (else 507, its bytes kept); useful progress then claims it again.
+   */
   async resume(uploadId: string): Promise<void> {
     const entry = this.#entries.get(uploadId);
     if (!entry || entry.held) return;
     const free = await this.freeBytes();
-    if (entry.held) return; // resumed by a request that ran meanwhile
-    const missing = entry.size - entry.stored;
-    if (missing > free - this.#owed) {
+    if (entry.held || this.#entries.get(uploadId) !== entry) return; // claimed again, or released, meanwhile
+    if (entry.size - entry.stored > free - this.#owed) {
       throw new InsufficientStorageError('storage is short: the bytes received so far are kept, resume later');
     }
-    entry.held = true;
-    entry.touchedAt = Date.now();
-    this.#owed += missing;
   }
 
-  /** The upload now holds `stored` bytes; complete, it needs nothing more. */
+  /**
+   * The upload now holds `stored` bytes. Only useful progress keeps (or wins back) its claim: a
+   * byte now and then does not hold the space of a whole image.
+   */
   progress(uploadId: string, stored: number): void {
     const entry = this.#entries.get(uploadId);
-    if (!entry) return;
-    if (stored >= entry.size) return this.release(uploadId);
-    if (entry.held) this.#owed -= Math.max(0, stored - entry.stored);
-    entry.stored = Math.max(entry.stored, stored);
+    if (!entry || stored <= entry.stored) return;
+    if (entry.held) this.#owed -= Math.min(stored, entry.size) - entry.stored;
+    entry.stored = Math.min(stored, entry.size);
+    const useful = entry.stored - entry.mark >= Math.max(USEFUL_BYTES, (entry.size - entry.mark) / 100);
+    if (!useful && entry.stored < entry.size) return;
     entry.touchedAt = Date.now();
+    entry.mark = entry.stored;
+    if (!entry.held) {
+      entry.held = true;
+      this.#owed += entry.size - entry.stored;
+    }
   }
 
-  /** Complete, refused or removed: it holds nothing any more. */
+  /** Pushed (its data freed) or removed: it holds nothing any more. */
   release(uploadId: string): void {
     const entry = this.#entries.get(uploadId);
     if (!entry) return;
@@ -114,7 +128,7 @@ export class Reservations {
   #lapseIdle(): void {
     const cutoff = Date.now() - this.limits.idleMs;
     for (const entry of this.#entries.values()) {
-      if (!entry.held || entry.touchedAt > cutoff) continue;
+      if (!entry.held || entry.stored === entry.size || entry.touchedAt > cutoff) continue;
       entry.held = false;
       this.#owed -= entry.size - entry.stored;
     }

@@ -5,13 +5,13 @@ import { toHttpError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { installDirectPatch } from './direct-patch.js';
 import type { Preflight } from './preflight.js';
-import type { IngestFileStore } from './file-store.js';
+import type { GuardedStore } from './guarded-store.js';
 import type { Uploads } from './uploads.js';
 
 export const TUS_PATH = '/files';
 
 export interface TusServerDeps {
-  files: IngestFileStore;
+  files: GuardedStore;
   locker: Locker;
   preflight: Preflight;
   uploads: Uploads;

@@ -3,15 +3,16 @@ import { GlanceUnreachableError, NotFoundError, TokenMissingError } from '../err
 import type { GlanceClient } from '../glance/client.js';
 import type { Keystone } from '../glance/keystone.js';
 import type { Logger } from '../logger.js';
+import { heldElsewhere } from '../state/lease.js';
 import type { UploadStateStore } from '../state/state-store.js';
-import type { TokenVault } from '../state/token-vault.js';
+import type { TokenSource } from '../state/token-source.js';
 import type { UploadEvents } from '../state/upload-events.js';
 import { newRecord, type UploadRecord, type UploadState } from '../state/upload-record.js';
 import type { Pusher } from '../transfer/pusher.js';
 import type { ContentGuard } from './content-guard.js';
 import { HEAD_BYTES } from './content/inspect.js';
 import { asRequestError } from './glance-errors.js';
-import type { IngestFileStore } from './file-store.js';
+import type { GuardedStore } from './guarded-store.js';
 import { identify, type Admitted } from './preflight.js';
 import type { Reservations } from './reservations.js';
 
@@ -19,13 +20,15 @@ export interface UploadsDeps {
   store: UploadStateStore;
   events: UploadEvents;
   guard: ContentGuard;
-  tokens: TokenVault;
+  tokens: TokenSource;
   glance: GlanceClient;
   keystone: Keystone;
-  files: IngestFileStore;
+  files: GuardedStore;
   pusher: Pusher;
   reservations: Reservations;
   logger: Logger;
+  /** This process as a push lease owner: start and sweep leave other instances' pushes alone. */
+  instanceId: string;
 }
 
 /** What `GET /files/{id}/status` and the event stream show. */
@@ -45,62 +48,81 @@ export type Access = 'push' | 'watch';
 export class Uploads {
   readonly #completing = new Map<string, Promise<UploadState>>();
 
-  constructor(private readonly deps: UploadsDeps) {}
+  constructor(private readonly deps: UploadsDeps) {
+    // An upload in Glance holds nothing here any more: its project's share is free again.
+    deps.events.subscribe('*', (event) => {
+      if (event.kind === 'state' && event.record.state === 'active') deps.reservations.release(event.record.id);
+    });
+  }
 
   /** Record a new upload admitted by the pre-flight; throws UploadExistsError for a second one per image. */
   async create(uploadId: string, admitted: Admitted, size: number, token: string): Promise<void> {
-    const { imageId, projectId, createdImage, glanceUrl, diskFormat } = admitted;
+    const { imageId, projectId, userId, createdImage, glanceUrl, diskFormat } = admitted;
+    const record = newRecord({ id: uploadId, imageId, projectId, userId, createdImage, glanceUrl, diskFormat, size });
     try {
-      await this.deps.store.create(newRecord({ id: uploadId, imageId, projectId, createdImage, glanceUrl, diskFormat, size }));
+      await this.deps.store.create(record);
     } catch (err) {
       this.deps.reservations.release(uploadId);
+      if (createdImage) void this.#deleteCreatedImage(record, token);
       throw err;
     }
-    this.deps.tokens.remember(uploadId, token);
+    await this.deps.tokens.remember(uploadId, token);
   }
 
   /**
    * Let a request at an upload through only if its token is scoped to the project that owns the
-   * upload's image (else 404, as for an unknown upload: seeing an image is not owning it); then
-   * take its token as `access` says, and move on an upload that waits for one. Glance is not asked:
-   * a hung Glance cannot hold up an upload's own requests.
+   * upload's image (else 404, as for an unknown upload: seeing an image is not owning it); writing
+   * and pushing (`push`) take a token of the user who created the upload. Then keep the token as
+   * `access` says, and move on an upload that waits for one. Glance is not asked: a hung Glance
+   * cannot hold up an upload's own requests.
    */
   async authorize(uploadId: string, token: string | null, access: Access): Promise<UploadRecord> {
     if (!token) throw new TokenMissingError('X-Auth-Token is required');
     const record = await this.deps.store.get(uploadId);
     if (!record) throw new NotFoundError(`upload ${uploadId} not found`);
-    await this.#checkOwner(record, token);
-    if (access === 'push' || !this.deps.tokens.get(uploadId)) this.deps.tokens.remember(uploadId, token);
+    const uploader = await this.#isUploader(record, token);
+    if (access === 'push' && !uploader) throw new NotFoundError(`upload ${uploadId} not found`);
+    // A watcher's token serves the push only when it is the uploader's and the push waits for one.
+    const wanted = access === 'push' || (!(await this.deps.tokens.tokenFor(uploadId)) && !SETTLED.includes(record.state));
+    if (uploader && wanted) await this.deps.tokens.remember(uploadId, token);
     await this.#moveOn(record);
     return record;
   }
 
-  async #checkOwner(record: UploadRecord, token: string): Promise<void> {
-    let projectId: string;
+  /** Whether the token is the uploader's; throws NotFoundError for a token of another project. */
+  async #isUploader(record: UploadRecord, token: string): Promise<boolean> {
+    let identity: { projectId: string; userId: string };
     try {
       // Glance refused the push token of an upload waiting for one: do not trust a cached answer.
-      ({ projectId } = await identify(this.deps.keystone, token, record.state === 'awaiting_token'));
+      identity = await identify(this.deps.keystone, token, record.state === 'awaiting_token');
     } catch (err) {
       // While Keystone cannot be asked, a token this upload already proved keeps it resumable.
-      if (err instanceof GlanceUnreachableError && sameToken(this.deps.tokens.get(record.id), token)) return;
+      if (err instanceof GlanceUnreachableError && sameToken(await this.deps.tokens.tokenFor(record.id), token)) return true;
       throw err;
     }
-    if (record.projectId === undefined) return this.#adoptOwner(record, token, projectId);
-    if (projectId !== record.projectId) throw new NotFoundError(`upload ${record.id} not found`);
+    if (record.projectId === undefined) return this.#adoptOwner(record, token, identity);
+    if (identity.projectId !== record.projectId) throw new NotFoundError(`upload ${record.id} not found`);
+    return identity.userId === record.userId;
   }
 
-  /** A record written before owners were kept learns its owner from Glance, once. */
-  async #adoptOwner(record: UploadRecord, token: string, projectId: string): Promise<void> {
+  /** A record written before owners were kept learns them from Glance, once: the first owner's user becomes its uploader. */
+  async #adoptOwner(record: UploadRecord, token: string, identity: { projectId: string; userId: string }): Promise<boolean> {
     const image = await this.deps.glance.getImage({ endpoint: record.glanceUrl, token }, record.imageId).catch((err: unknown) => {
       throw asRequestError(err, 'upload');
     });
-    if (image.owner !== projectId) throw new NotFoundError(`upload ${record.id} not found`);
-    await this.deps.store.update(record.id, { projectId, createdImage: false });
+    if (image.owner !== identity.projectId) throw new NotFoundError(`upload ${record.id} not found`);
+    await this.deps.store.update(record.id, { projectId: identity.projectId, userId: identity.userId, createdImage: false });
+    return true;
   }
 
   /** A failed creation leaves nothing: the client never learnt the upload's URL. */
   async discard(uploadId: string): Promise<void> {
-    await this.deps.files.remove(uploadId).catch(() => this.forget(uploadId));
+    await this.#remove(uploadId);
+  }
+
+  /** Remove an upload's data (which forgets it); with no data left, forget it all the same. */
+  #remove(uploadId: string): Promise<void> {
+    return this.deps.files.remove(uploadId).catch(() => this.forget(uploadId));
   }
 
   /** The last byte arrived: the end-of-file content check, then the push. Idempotent, one run at a time. */
@@ -146,7 +168,9 @@ export class Uploads {
     this.deps.reservations.progress(uploadId, offset);
     this.deps.events.publish({ kind: 'progress', id: uploadId, offset });
     // Bytes past the head have passed the content check: they may go to Glance already.
-    if (offset >= HEAD_BYTES) this.deps.pusher.received(uploadId);
+    if (offset >= HEAD_BYTES) {
+      this.deps.pusher.received(uploadId).catch((err: unknown) => this.deps.logger.warn({ err, uploadId }, 'streaming push not started'));
+    }
   }
 
   async record(uploadId: string): Promise<UploadRecord | undefined> {
@@ -169,22 +193,28 @@ export class Uploads {
   /** Forget an upload whose data is gone (terminated, expired, refused), and an image the gateway made for it. */
   async forget(uploadId: string): Promise<void> {
     const record = await this.deps.store.get(uploadId);
-    const token = this.deps.tokens.get(uploadId);
-    this.deps.pusher.cancel(uploadId);
-    this.deps.tokens.forget(uploadId);
+    const token = await this.deps.tokens.tokenFor(uploadId);
+    await this.deps.pusher.cancel(uploadId);
+    await this.deps.tokens.forget(uploadId);
     this.deps.reservations.release(uploadId);
+    this.deps.guard.forget(uploadId);
     await this.deps.store.delete(uploadId);
     if (record?.createdImage && record.state !== 'active') void this.#deleteCreatedImage(record, token);
   }
 
-  /** The gateway's own image, still empty, goes with its upload; one that somehow holds data is left alone. */
+  /**
+   * The gateway's own image goes with its upload: still empty, or `saving` only the bytes of our
+   * own push, just cancelled. One that somehow became active is left alone.
+   */
   async #deleteCreatedImage(record: UploadRecord, token: string | undefined): Promise<void> {
     const log = this.deps.logger.child({ uploadId: record.id, imageId: record.imageId });
     if (!token) return log.warn('the image the gateway created stays queued: no token is held to delete it');
     const auth = { endpoint: record.glanceUrl, token };
     try {
       const image = await this.deps.glance.getImage(auth, record.imageId);
-      if (image.status !== 'queued') return log.warn({ status: image.status }, 'created image not deleted: it is not empty');
+      if (image.status !== 'queued' && image.status !== 'saving') {
+        return log.warn({ status: image.status }, 'created image not deleted: it holds data');
+      }
       await this.deps.glance.deleteImage(auth, record.imageId);
       log.info('created image deleted with its upload');
     } catch (err) {
@@ -202,24 +232,28 @@ export class Uploads {
     const cutoff = Date.now() - expiryMs;
     for (const record of await this.deps.store.list()) {
       if (!ABANDONED.includes(record.state) || Date.parse(record.updatedAt) > cutoff) continue;
-      await this.deps.files.remove(record.id).catch(() => this.forget(record.id));
+      if (heldElsewhere(record, this.deps.instanceId)) continue;
+      await this.#remove(record.id);
       removed++;
     }
     return removed;
   }
 
-  /** At start: drop records whose data is gone, and queue uploads that completed just before a stop. */
+  /**
+   * At start: queue uploads that completed just before a stop. A record whose data is not on this
+   * disk stays (another instance may hold it): whatever removes an upload's data removes its record.
+   */
   async recover(): Promise<void> {
     for (const record of await this.deps.store.list()) {
+      if (heldElsewhere(record, this.deps.instanceId)) continue;
       const offset = await this.deps.files.offset(record.id).catch(() => undefined);
       if (offset === undefined) {
-        this.deps.logger.warn({ uploadId: record.id }, 'upload data missing; record dropped');
-        await this.deps.store.delete(record.id);
+        this.deps.logger.warn({ uploadId: record.id, state: record.state }, 'upload data not on this disk; record left as it is');
         continue;
       }
-      if (record.state !== 'receiving') continue;
-      if (offset < record.size) this.deps.reservations.restore(record.id, record.projectId, record.size, offset);
-      else {
+      if (record.state === 'active') continue;
+      this.deps.reservations.restore(record.id, record.projectId, record.size, offset);
+      if (record.state === 'receiving' && offset >= record.size) {
         await this.complete(record.id).catch((err: unknown) =>
           this.deps.logger.warn({ err, uploadId: record.id }, 'completed upload refused at start'),
         );
@@ -228,6 +262,9 @@ export class Uploads {
     await this.deps.pusher.recover();
   }
 }
+
+/** The push is over (for now): a watcher's token is not kept for it. */
+const SETTLED: readonly UploadState[] = ['active', 'failed'];
 
 /** States in which nobody may ever come back for an upload: removed once untouched past the expiry. */
 const ABANDONED: readonly UploadState[] = ['active', 'failed', 'awaiting_token'];

@@ -23,7 +23,7 @@ export interface GlanceSnapshot {
 }
 
 export interface PushError {
-  code: string;
+  code: import('../error-codes.js').PushErrorCode;
   message: string;
   httpStatus?: number;
 }
@@ -37,12 +37,20 @@ export interface ContentHash {
   value: string;
 }
 
+/** The instance running an upload's push (`pushing`, `verifying`), until it renews or lets go. */
+export interface Lease {
+  owner: string;
+  until: string;
+}
+
 /** What the gateway persists about one upload. Never holds a token. */
 export interface UploadRecord {
   id: string;
   imageId: string;
   /** The Keystone project that owns the image: the only one whose tokens may act on the upload. */
   projectId: string;
+  /** The Keystone user who created the upload: the only one whose tokens may write to it or push it. */
+  userId: string;
   /** The gateway created the image (the `name` flow): it deletes it again if the upload never completes. */
   createdImage: boolean;
   /** Glance endpoint root the image lives at (static, or from the creator's catalog). */
@@ -57,12 +65,14 @@ export interface UploadRecord {
   error: PushError | null;
   /** Digest of the complete stored file, once a push has read it whole. */
   hash: ContentHash | null;
+  /** Set only in `pushing` and `verifying`; the store takes, renews and drops it. */
+  lease: Lease | null;
   createdAt: string;
   updatedAt: string;
 }
 
 export function newRecord(
-  fields: Pick<UploadRecord, 'id' | 'imageId' | 'projectId' | 'createdImage' | 'glanceUrl' | 'diskFormat' | 'size'>,
+  fields: Pick<UploadRecord, 'id' | 'imageId' | 'projectId' | 'userId' | 'createdImage' | 'glanceUrl' | 'diskFormat' | 'size'>,
 ): UploadRecord {
   const now = new Date().toISOString();
   return {
@@ -74,6 +84,7 @@ export function newRecord(
     glance: null,
     error: null,
     hash: null,
+    lease: null,
     createdAt: now,
     updatedAt: now,
   };

@@ -2,7 +2,7 @@ import { createHash, getHashes } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
 import { DEFAULT_ALGO, opensslName } from '../glance/multihash.js';
 import type { ContentHash } from '../state/upload-record.js';
-import { GrowingFile, type GrowingFileOptions } from './growing-file.js';
+import type { FollowOptions, StoredFiles } from './stored-files.js';
 
 export { DEFAULT_ALGO };
 
@@ -24,30 +24,31 @@ export function canHash(algo: string): boolean {
 }
 
 /**
- * Hash the first `size` bytes of a data file, following the file while it grows (data files only
- * grow, so these are the bytes pushed). It runs on the event loop, one 1 MiB read at a time into
- * one buffer: a worker thread would cost a second V8 isolate (11 MiB) for work Glance outlasts
- * anyway (SHA-512 costs the gateway 1.2 CPU-s/GiB, Glance about 5). Gives up when the file does
- * not grow for `stallMs`, or grows slower than `minRate` bytes a second over that window.
+ * Hash the first `size` bytes of a stored upload, following it while it grows (data only grows,
+ * so these are the bytes pushed). It runs on the event loop, one 1 MiB read at a time into one
+ * buffer: a worker thread would cost a second V8 isolate (11 MiB) for work Glance outlasts anyway
+ * (SHA-512 costs the gateway 1.2 CPU-s/GiB, Glance about 5). Gives up when the upload does not
+ * grow for `stallMs`, or grows slower than `minRate` bytes a second over that window.
  */
-export function hashFile(file: string, size: number, algo: string, stallMs = Infinity, minRate = 0): Hashing {
+export function hashStored(
+  files: Pick<StoredFiles, 'followInto'>,
+  uploadId: string,
+  size: number,
+  algo: string,
+  { stallMs = Infinity, minRate = 0 }: { stallMs?: number; minRate?: number } = {},
+): Hashing {
   const stop = new AbortController();
   const follow = { size, stallMs, minRate, signal: stop.signal };
-  const result = digestFile(file, opensslName(algo), follow).then((value) => ({ algo, value }));
+  const result = digest(files, uploadId, opensslName(algo), follow).then((value) => ({ algo, value }));
   result.catch(() => undefined); // a given-up push never reads it
   return { algo, result, abort: () => stop.abort(new Error('hashing stopped: the push was given up')) };
 }
 
-async function digestFile(path: string, algorithm: string, follow: GrowingFileOptions): Promise<string> {
+async function digest(files: Pick<StoredFiles, 'followInto'>, uploadId: string, algorithm: string, follow: FollowOptions): Promise<string> {
   const hash = createHash(algorithm);
   const buffer = Buffer.allocUnsafeSlow(CHUNK);
-  const file = await GrowingFile.open(path, follow);
-  try {
-    for (let chunk; (chunk = await file.next(() => buffer)); ) hash.update(chunk);
-    return hash.digest('hex');
-  } finally {
-    await file.close();
-  }
+  for await (const chunk of files.followInto(uploadId, buffer, follow)) hash.update(chunk);
+  return hash.digest('hex');
 }
 
 /** Counts the bytes passing through, for the push's progress. */

@@ -1,4 +1,5 @@
 import type { Image } from '../glance/image.js';
+import type { PushErrorCode } from '../error-codes.js';
 import type { ContentHash } from '../state/upload-record.js';
 import { canHash } from './hashing.js';
 
@@ -6,7 +7,7 @@ export type ImageVerdict =
   | { kind: 'push' } // queued: the data can be sent
   | { kind: 'wait'; why: string } // another transfer is in flight (saving, importing): look again later
   | { kind: 'done' } // active with exactly our bytes
-  | { kind: 'fail'; code: string; message: string };
+  | { kind: 'fail'; code: PushErrorCode; message: string };
 
 /** Computes the stored file's digest in the algorithm asked for. */
 export type HashOf = (algo: string) => Promise<ContentHash>;

@@ -4,8 +4,10 @@ import type { GlanceClient } from '../glance/client.js';
 import { GlanceHttpError, GlanceNetworkError } from '../glance/errors.js';
 import type { GlanceAuth, Image } from '../glance/image.js';
 import type { Logger } from '../logger.js';
-import type { UploadStateStore } from '../state/state-store.js';
-import type { TokenVault } from '../state/token-vault.js';
+import { LeaseKeeper, newInstanceId } from '../state/lease.js';
+import type { RecordPatch, UploadStateStore } from '../state/state-store.js';
+import type { TokenSource } from '../state/token-source.js';
+import { LEASED_STATES, movedOn, unlessMovedOn, type StateConflictError } from '../state/transitions.js';
 import type { UploadEvents } from '../state/upload-events.js';
 import {
   UNFINISHED_PUSH_STATES,
@@ -16,10 +18,9 @@ import {
   type UploadState,
 } from '../state/upload-record.js';
 import { backoffDelay } from './backoff.js';
-import { GrowingFileReader } from './growing-file.js';
-import { ByteCounter, DEFAULT_ALGO, hashFile, type Hashing } from './hashing.js';
+import { ByteCounter, DEFAULT_ALGO, hashStored, type Hashing } from './hashing.js';
 import { holdsOurBytes, judgeImage, type ImageVerdict } from './image-verdict.js';
-import { LocalPushQueue, type PushQueue } from './push-queue.js';
+import { LocalPushQueue, type PushQueue, type PushWorker } from './push-queue.js';
 import type { StoredFiles } from './stored-files.js';
 
 export interface PushPolicy {
@@ -33,7 +34,7 @@ export interface PushPolicy {
 
 export interface PusherDeps {
   store: UploadStateStore;
-  tokens: TokenVault;
+  tokens: TokenSource;
   glance: GlanceClient;
   files: StoredFiles;
   events: UploadEvents;
@@ -44,19 +45,24 @@ export interface PusherDeps {
    */
   recheck(uploadId: string, diskFormat: string, size: number): Promise<string | null>;
   /** Defaults to a LocalPushQueue of `policy.concurrency` slots. */
-  queue?: (worker: (uploadId: string) => Promise<void>) => PushQueue;
+  queue?: (worker: PushWorker) => PushQueue;
+  /** This process as the owner of push leases; random when not given. */
+  instanceId?: string;
 }
 
 const PROGRESS_EVERY_MS = 250;
+const RESTARTABLE: readonly UploadState[] = ['failed', 'retrying', 'awaiting_token'];
 
 /**
  * Moves complete uploads into Glance: one attempt per queue slot, Glance's answers
- * mapped to the contract's states, retries on timers, verification after the 204.
+ * mapped to the contract's states, retries as delayed queue entries, verification after the 204.
  */
 export class Pusher {
   readonly #queue: PushQueue;
+  readonly #leases: LeaseKeeper;
   readonly #inflight = new Map<string, AbortController>();
-  readonly #timers = new Map<string, NodeJS.Timeout>();
+  /** Pushes whose outcome could not be recorded: their next run starts them again. */
+  readonly #stuck = new Set<string>();
   readonly #pushed = new Map<string, { bytes: number; sentAt: number }>();
   /** Streaming pushes under way; `released` once the upload is complete and checked. */
   readonly #streaming = new Map<string, StreamingPush>();
@@ -73,10 +79,11 @@ export class Pusher {
   ) {
     const worker = (id: string) => this.#attempt(id);
     this.#queue = deps.queue ? deps.queue(worker) : new LocalPushQueue(policy.concurrency, worker);
+    this.#leases = new LeaseKeeper(deps.store, deps.instanceId ?? newInstanceId(), deps.logger);
   }
 
-  get queueDepth(): number {
-    return this.#queue.depth;
+  queueDepth(): Promise<number> {
+    return this.#queue.depth();
   }
 
   /** Bytes sent in the running attempt, if one runs. */
@@ -89,32 +96,37 @@ export class Pusher {
     const record = await this.#get(uploadId);
     if (record.state !== 'receiving') return record.state;
     const stream = this.#streaming.get(uploadId);
-    if (stream) {
-      await this.deps.store.update(uploadId, { state: 'pushing', attempts: record.attempts + 1 });
-      void this.#releaseLastByte(record, stream);
-      return 'pushing';
+    try {
+      if (!stream) return await this.#enqueue(uploadId, 'receiving', { attempts: 0 });
+      await this.#move(uploadId, 'receiving', 'pushing', { attempts: record.attempts + 1 });
+    } catch (err) {
+      if (!movedOn(err, this.deps.logger.child({ uploadId }))) throw err;
+      return (err as StateConflictError).actual;
     }
-    return this.#enqueue(uploadId, { attempts: 0 });
+    this.#leases.keep(uploadId, () => stream.abort());
+    void this.#releaseLastByte(record, stream);
+    return 'pushing';
   }
 
   /**
-   * The last byte goes only to an image whose disk_format is still the one the content was checked
-   * against; otherwise (or if that cannot be told) the streaming push stops and a stored push decides.
+   * The last byte goes only to a stream still running, for an image whose disk_format is still the one the content was
+   * checked against; otherwise (or if that cannot be told) the streaming push stops and a stored push decides.
    */
   async #releaseLastByte(record: UploadRecord, stream: StreamingPush): Promise<void> {
-    const token = this.deps.tokens.get(record.id);
+    const token = await this.deps.tokens.tokenFor(record.id);
     const image = token
       ? await this.deps.glance.getImage({ endpoint: record.glanceUrl, token }, record.imageId, stream.signal).catch(() => undefined)
       : undefined;
-    if (image && (image.disk_format ?? record.diskFormat) === record.diskFormat) {
+    if (image && (image.disk_format ?? record.diskFormat) === record.diskFormat && this.#streaming.get(record.id) === stream) {
       stream.released = true;
       return;
     }
     stream.abort();
     await stream.done;
-    await this.#enqueue(record.id, {}).catch((err: unknown) =>
-      this.deps.logger.error({ err, uploadId: record.id }, 'push after a stopped streaming push could not be queued'),
-    );
+    const log = this.deps.logger.child({ uploadId: record.id });
+    await this.#enqueue(record.id, 'pushing', {}).catch((err: unknown) => {
+      if (!movedOn(err, log)) log.error({ err }, 'push after a stopped streaming push could not be queued');
+    });
   }
 
   /** Glance's image may have been switched to another disk_format since the content was checked: check again. */
@@ -131,10 +143,10 @@ export class Pusher {
   }
 
   /** Bytes past the content check are arriving: start pushing them now if a slot is free. */
-  received(uploadId: string): void {
+  async received(uploadId: string): Promise<void> {
     if (!this.policy.streaming.enabled || this.#noStream.has(uploadId) || this.#streaming.has(uploadId)) return;
-    if (this.#inflight.has(uploadId) || !this.deps.tokens.get(uploadId)) return;
-    this.#queue.add(uploadId);
+    if (this.#inflight.has(uploadId) || !(await this.deps.tokens.tokenFor(uploadId))) return;
+    await this.#queue.add(uploadId);
   }
 
   /**
@@ -145,7 +157,7 @@ export class Pusher {
     const running = this.#hashing.get(record.id);
     if (running?.algo === algo) return running;
     running?.abort();
-    const hashing = hashFile(this.deps.files.path(record.id), record.size, algo, follow?.stallMs, follow?.minRate);
+    const hashing = hashStored(this.deps.files, record.id, record.size, algo, follow);
     this.#hashing.set(record.id, hashing);
     // One that stopped (the client stalled) is started again by the next push.
     hashing.result.catch(() => this.#hashing.get(record.id) === hashing && this.#hashing.delete(record.id));
@@ -175,87 +187,97 @@ export class Pusher {
 
   /** A request with a token that Glance accepted reached this upload. */
   async tokenArrived(uploadId: string): Promise<void> {
-    const record = await this.deps.store.get(uploadId);
-    if (record?.state === 'awaiting_token') await this.#enqueue(uploadId, { attempts: 0 });
+    await this.#enqueue(uploadId, 'awaiting_token', { attempts: 0 }).catch(unlessMovedOn(this.deps.logger.child({ uploadId })));
   }
 
   /** `POST /files/{id}/push`: start a stopped push again, with a fresh retry budget. A running one is left running. */
   async restart(uploadId: string): Promise<UploadRecord> {
     const record = await this.#get(uploadId);
-    if (['queued', 'pushing', 'verifying'].includes(record.state)) return record;
     if (record.state === 'receiving' || record.state === 'active') {
       const why = record.state === 'receiving' ? 'the upload is not complete' : 'the image is already active';
       throw new PushNotRestartableError(`nothing to push: ${why}`);
     }
-    this.#clearTimer(uploadId);
-    await this.#enqueue(uploadId, { attempts: 0, error: null });
+    if (!RESTARTABLE.includes(record.state)) return record; // queued or running
+    await this.#enqueue(uploadId, RESTARTABLE, { attempts: 0, error: null }).catch(unlessMovedOn(this.deps.logger.child({ uploadId })));
     return this.#get(uploadId);
   }
 
   /** The upload is being removed: stop everything about it. */
-  cancel(uploadId: string): void {
+  async cancel(uploadId: string): Promise<void> {
     this.#noStream.delete(uploadId);
+    this.#stuck.delete(uploadId);
     this.#dropHashing(uploadId);
-    this.#clearTimer(uploadId);
-    this.#queue.remove(uploadId);
     this.#inflight.get(uploadId)?.abort();
+    await this.#queue.remove(uploadId);
   }
 
-  /** After a start no token is held, so every unfinished push waits for its client's next request. */
+  /** After a start no token is held: every unfinished push waits for its client's next request (unless another instance holds it). */
   async recover(): Promise<void> {
-    for (const record of await this.deps.store.list()) {
-      if (UNFINISHED_PUSH_STATES.includes(record.state) && record.state !== 'awaiting_token') {
-        await this.deps.store.update(record.id, { state: 'awaiting_token', nextAttemptAt: null });
-      }
+    const from: readonly UploadState[] = UNFINISHED_PUSH_STATES.filter((state) => state !== 'awaiting_token');
+    for (const { id, state } of await this.deps.store.list()) {
+      if (!from.includes(state)) continue;
+      await this.#move(id, from, 'awaiting_token', { nextAttemptAt: null }).catch(unlessMovedOn(this.deps.logger.child({ uploadId: id })));
     }
   }
 
   /** Shutdown: abort running pushes and leave their state for the next start. */
-  close(): void {
-    this.#queue.close();
-    for (const id of this.#timers.keys()) this.#clearTimer(id);
+  async close(): Promise<void> {
+    const closing = this.#queue.close();
+    this.#leases.close();
     for (const controller of this.#inflight.values()) controller.abort();
     for (const id of this.#hashing.keys()) this.#dropHashing(id);
+    await closing;
   }
 
-  async #enqueue(uploadId: string, patch: Partial<UploadRecord>): Promise<UploadState> {
-    if (!this.deps.tokens.get(uploadId)) {
-      await this.deps.store.update(uploadId, { ...patch, state: 'awaiting_token', nextAttemptAt: null });
-      return 'awaiting_token';
-    }
-    await this.deps.store.update(uploadId, { ...patch, state: 'queued', nextAttemptAt: null });
-    this.#queue.add(uploadId);
-    return 'queued';
+  async #enqueue(uploadId: string, from: UploadState | readonly UploadState[], patch: RecordPatch): Promise<UploadState> {
+    const to = (await this.deps.tokens.tokenFor(uploadId)) ? 'queued' : 'awaiting_token';
+    await this.#move(uploadId, from, to, { ...patch, nextAttemptAt: null });
+    if (to === 'queued') await this.#queue.add(uploadId);
+    return to;
+  }
+
+  /** Every state change of a push, as this instance: the store checks `from` and the lease. */
+  #move(uploadId: string, from: UploadState | readonly UploadState[], to: UploadState, patch: RecordPatch): Promise<UploadRecord> {
+    return this.deps.store.transition(uploadId, { from, to, patch, owner: this.#leases.owner });
   }
 
   async #attempt(uploadId: string): Promise<void> {
-    const queued = await this.deps.store.get(uploadId);
-    if (queued?.state === 'receiving') return this.#stream(queued);
-    if (queued?.state !== 'queued') return; // cancelled or moved on while waiting
-    const token = this.deps.tokens.get(uploadId);
-    if (!token) {
-      await this.deps.store.update(uploadId, { state: 'awaiting_token' });
-      return;
+    const current = await this.deps.store.get(uploadId);
+    if (current?.state === 'receiving') return this.#stream(current);
+    // A first push or a due retry; or a push whose outcome could not be recorded.
+    if (!current || !(this.#stuck.delete(uploadId) || ['queued', 'retrying'].includes(current.state))) return;
+    const log = this.deps.logger.child({ uploadId, imageId: current.imageId, attempt: current.attempts + 1 });
+    const token = await this.deps.tokens.tokenFor(uploadId);
+    let record: UploadRecord;
+    try {
+      if (!token) return void (await this.#move(uploadId, current.state, 'awaiting_token', { nextAttemptAt: null }));
+      if (current.state !== 'queued') await this.#move(uploadId, current.state, 'queued', { nextAttemptAt: null });
+      record = await this.#move(uploadId, 'queued', 'pushing', { attempts: current.attempts + 1, pushed: 0 });
+    } catch (err) {
+      if (movedOn(err, log)) return;
+      log.error({ err }, 'push not started; trying again later');
+      return this.#queue.add(uploadId, { delayMs: this.policy.retryMaxMs });
     }
-    const auth = { endpoint: queued.glanceUrl, token };
+    const auth = { endpoint: record.glanceUrl, token };
     const controller = new AbortController();
     this.#inflight.set(uploadId, controller);
-    let record = queued;
-    const log = this.deps.logger.child({ uploadId, imageId: queued.imageId, attempt: queued.attempts + 1 });
+    this.#leases.keep(uploadId, () => controller.abort());
     try {
-      record = await this.deps.store.update(uploadId, { state: 'pushing', attempts: queued.attempts + 1, pushed: 0 });
       await this.#push(record, auth, controller.signal, log);
     } catch (err) {
       if (controller.signal.aborted) {
         log.info('push aborted; its state is kept for the next start');
         return;
       }
-      await this.#onFailure(record, auth, err, log).catch((stuck: unknown) => {
+      await this.#onFailure(record, auth, err, log).catch((failed: unknown) => {
+        if (movedOn(failed, log)) return;
         // Even the failure could not be recorded (a full disk, say): try again later rather than stall.
-        log.error({ err: stuck }, 'push outcome not recorded; retrying later');
-        this.#schedule(uploadId, this.policy.retryMaxMs, log);
+        log.error({ err: failed }, 'push outcome not recorded; retrying later');
+        this.#stuck.add(uploadId);
+        return this.#queue.add(uploadId, { delayMs: this.policy.retryMaxMs });
       });
     } finally {
+      this.#leases.stop(uploadId);
       this.#inflight.delete(uploadId);
       this.#pushed.delete(uploadId);
     }
@@ -280,7 +302,7 @@ export class Pusher {
   /** Glance answered 204: the image must now be active with exactly the bytes we hashed on the way. */
   async #verify(record: UploadRecord, auth: GlanceAuth, pushed: number, signal: AbortSignal, log: Logger): Promise<void> {
     log.debug({ pushed }, 'Glance took the data');
-    const verifying = await this.deps.store.update(record.id, { state: 'verifying', pushed });
+    const verifying = await this.#move(record.id, 'pushing', 'verifying', { pushed });
     const after = await this.deps.glance.getImage(auth, record.imageId, signal);
     const mismatch =
       after.status === 'active'
@@ -288,6 +310,11 @@ export class Pusher {
         : `image is ${after.status}, not active`;
     if (mismatch !== null) {
       return this.#fail(record, { code: 'verification_failed', message: mismatch }, log, snapshot(after));
+    }
+    // Switched in the moment between the last look and the PUT: Glance holds bytes never checked as that.
+    if (after.disk_format && after.disk_format !== verifying.diskFormat) {
+      const message = `disk_format changed in Glance from ${verifying.diskFormat} to ${after.disk_format} during the push`;
+      return this.#fail(record, { code: 'format_changed', message }, log, snapshot(after));
     }
     await this.#activate(record, after, log);
   }
@@ -297,7 +324,7 @@ export class Pusher {
    * the upload is complete and checked, so Glance cannot finish an image the gateway would refuse.
    */
   async #stream(record: UploadRecord): Promise<void> {
-    const token = this.deps.tokens.get(record.id);
+    const token = await this.deps.tokens.tokenFor(record.id);
     if (!this.policy.streaming.enabled || this.#noStream.has(record.id) || !token) return;
     const auth = { endpoint: record.glanceUrl, token };
     const controller = new AbortController();
@@ -312,7 +339,7 @@ export class Pusher {
     this.#streaming.set(record.id, stream);
     const log = this.deps.logger.child({ uploadId: record.id, imageId: record.imageId, streaming: true });
     const { size } = record;
-    const reader = new GrowingFileReader(this.deps.files.path(record.id), {
+    const reader = this.deps.files.follow(record.id, {
       size,
       allowed: () => (stream.released ? size : size - 1),
       stallMs: this.policy.streaming.stallMs,
@@ -324,7 +351,8 @@ export class Pusher {
         // The push after completion decides; if the completion was already handed to us, we are that push.
         reader.destroy();
         this.#streaming.delete(record.id);
-        if (stream.released) await this.#lookAgain(await this.#get(record.id), auth, log);
+        const current = await this.#get(record.id);
+        if (current.state === 'pushing') await this.#lookAgain(current, auth, log);
         return;
       }
       log.info('streaming push started');
@@ -343,6 +371,7 @@ export class Pusher {
       const reason = reader.stalled ?? (err instanceof Error ? err.message : String(err));
       log.warn({ reason }, 'streaming push given up; the upload will be pushed once complete');
     } finally {
+      this.#leases.stop(record.id);
       this.#streaming.delete(record.id);
       this.#inflight.delete(record.id);
       this.#pushed.delete(record.id);
@@ -351,21 +380,21 @@ export class Pusher {
   }
 
   async #onFailure(record: UploadRecord, auth: GlanceAuth, err: unknown, log: Logger): Promise<void> {
+    if (movedOn(err, log)) return;
     if (err instanceof GlanceHttpError) {
       const error: PushError = { code: 'glance_refused', message: err.message, httpStatus: err.status };
       if (err.status === 401) {
-        this.deps.tokens.forget(record.id, auth.token);
-        const error401 = { ...error, code: 'token_rejected' };
-        if (this.deps.tokens.get(record.id)) {
+        await this.deps.tokens.forget(record.id, auth.token);
+        const error401: PushError = { ...error, code: 'token_rejected' };
+        if (await this.deps.tokens.tokenFor(record.id)) {
           log.warn('Glance refused the token; a fresher one arrived meanwhile');
           return this.#retry(record, error401, log);
         }
         log.warn('Glance refused the token; waiting for a fresh one');
-        await this.deps.store.update(record.id, { state: 'awaiting_token', error: error401 });
-        return;
+        return void (await this.#move(record.id, LEASED_STATES, 'awaiting_token', { error: error401 }));
       }
       if (err.status === 409) return this.#lookAgain(record, auth, log);
-      if (err.status >= 500) return this.#retry(record, { ...error, code: 'glance_error' }, log);
+      if (err.status >= 500) return this.#retry(record, { ...error, code: 'glance_error' as const }, log);
       return this.#fail(record, error, log);
     }
     if (err instanceof GlanceNetworkError) {
@@ -407,40 +436,21 @@ export class Pusher {
     const delay = backoffDelay(record.attempts, this.policy.retryBaseMs, this.policy.retryMaxMs);
     const nextAttemptAt = new Date(Date.now() + delay).toISOString();
     log.warn({ error, delay }, 'push will be retried');
-    await this.deps.store.update(record.id, { state: 'retrying', error, nextAttemptAt });
-    this.#schedule(record.id, delay, log);
-  }
-
-  #schedule(uploadId: string, delay: number, log: Logger): void {
-    this.#clearTimer(uploadId);
-    const timer = setTimeout(() => {
-      this.#timers.delete(uploadId);
-      this.#enqueue(uploadId, {}).catch((err: unknown) => {
-        log.error({ err }, 'retry could not be queued');
-        this.#schedule(uploadId, this.policy.retryMaxMs, log);
-      });
-    }, delay);
-    timer.unref();
-    this.#timers.set(uploadId, timer);
+    await this.#move(record.id, LEASED_STATES, 'retrying', { error, nextAttemptAt });
+    await this.#queue.add(record.id, { delayMs: delay });
   }
 
   async #fail(record: UploadRecord, error: PushError, log: Logger, glance?: GlanceSnapshot): Promise<void> {
     log.error({ error }, 'push failed');
-    await this.deps.store.update(record.id, { state: 'failed', error, nextAttemptAt: null, ...(glance ? { glance } : {}) });
+    await this.#move(record.id, LEASED_STATES, 'failed', { error, nextAttemptAt: null, ...(glance ? { glance } : {}) });
     this.#dropHashing(record.id); // a restart hashes again: the bytes may have been replaced by then
   }
 
   async #activate(record: UploadRecord, image: Image, log: Logger): Promise<void> {
-    await this.deps.store.update(record.id, {
-      state: 'active',
-      pushed: record.size,
-      glance: snapshot(image),
-      error: null,
-      nextAttemptAt: null,
-    });
+    await this.#move(record.id, LEASED_STATES, 'active', { pushed: record.size, glance: snapshot(image), error: null, nextAttemptAt: null });
     log.info('image active');
     if (image.os_hash_algo) this.#algos.set(record.glanceUrl, image.os_hash_algo);
-    this.deps.tokens.forget(record.id);
+    await this.deps.tokens.forget(record.id);
     this.#dropHashing(record.id);
     await this.deps.files.release(record.id).catch((err: unknown) => log.warn({ err }, 'could not free the pushed data'));
   }
@@ -451,11 +461,6 @@ export class Pusher {
     const due = !last || now - last.sentAt >= PROGRESS_EVERY_MS;
     this.#pushed.set(uploadId, { bytes, sentAt: due ? now : last.sentAt });
     if (due) this.deps.events.publish({ kind: 'progress', id: uploadId, pushed: bytes });
-  }
-
-  #clearTimer(uploadId: string): void {
-    clearTimeout(this.#timers.get(uploadId));
-    this.#timers.delete(uploadId);
   }
 
   async #get(uploadId: string): Promise<UploadRecord> {

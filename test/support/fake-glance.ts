@@ -116,8 +116,11 @@ export class FakeGlance {
   private readonly images = new Map<string, FakeImage>();
   private readonly tokens: Map<string, string>;
   private readonly faults: PutFault[] = [];
+  private readonly users = new Map<string, string>();
   /** Projects an owner shared each image with (Glance shows `shared` images to members, pending ones too). */
   private readonly members = new Map<string, Set<string>>();
+  /** How long an image stays `saving` after its PUT's client went away (Glance notices late). */
+  requeueDelayMs = 0;
   /** Awaited before answering GET /v2/images/{id}: holds an answer back to open a race. */
   beforeGet: ((id: string) => Promise<void>) | undefined;
   private readonly sockets = new Set<Socket>();
@@ -157,8 +160,10 @@ export class FakeGlance {
     return new FakeGlance(server, `http://127.0.0.1:${port}`, tokens, hashing);
   }
 
-  addToken(token: string, project: string): void {
+  /** A token of `project`; `user` names its Keystone user (by default one user per project). */
+  addToken(token: string, project: string, user?: string): void {
     this.tokens.set(token, project);
+    if (user) this.users.set(token, user);
   }
 
   revokeToken(token: string): void {
@@ -267,7 +272,8 @@ export class FakeGlance {
     const project = this.projectOf(subject);
     if (project === undefined) return sendError(res, 404, 'Could not find token.');
     const expires = new Date(Date.now() + 3600_000).toISOString();
-    sendJson(res, 200, { token: { user: { id: `user-of-${project}` }, project: { id: project, name: project }, expires_at: expires, catalog: [] } });
+    const user = this.users.get(subject!) ?? `user-of-${project}`;
+    sendJson(res, 200, { token: { user: { id: user }, project: { id: project, name: project }, expires_at: expires, catalog: [] } });
   }
 
   /** `PATCH /v2/images/{id}` with JSON-patch `replace` ops on the fields the gateway cares about. */
@@ -334,7 +340,7 @@ export class FakeGlance {
     if (fault?.kind === 'stall' && !(await this.stall(req, fault.ms))) return this.setImage(id, { status: 'queued' });
     const cutAt = fault?.kind === 'reset' ? fault.afterBytes : Infinity;
     const rate = fault?.kind === 'slow' ? fault.bytesPerSecond : Infinity;
-    if (!(await this.receive(req, record, cutAt, rate))) return this.setImage(id, { status: 'queued' }); // client gone
+    if (!(await this.receive(req, record, cutAt, rate))) return this.requeue(id); // client gone
     const declared = first(req.headers['x-openstack-image-size']);
     if (declared !== null && Number(declared) !== record.bytes) {
       this.setImage(id, { status: 'queued' });
@@ -349,6 +355,12 @@ export class FakeGlance {
     });
     record.status = 204;
     res.writeHead(204).end();
+  }
+
+  /** A PUT whose client went away: the image goes back to `queued`, after `requeueDelayMs`. */
+  private requeue(id: string): void {
+    if (this.requeueDelayMs <= 0) return this.setImage(id, { status: 'queued' });
+    setTimeout(() => this.images.get(id)?.status === 'saving' && this.setImage(id, { status: 'queued' }), this.requeueDelayMs).unref();
   }
 
   /** Waits before reading the body; false if the client went away meanwhile (its body will never come). */

@@ -1,6 +1,7 @@
 // The gateway's upload page: tus upload to /files/, then follow the push to Glance on /files/{id}/events.
 // Plain browser JavaScript, no build step. The token lives in this page's memory only.
-'use strict';
+// The disk format guess is the gateway's own content inspection, served from its sources.
+import { detectFormat, HEAD_BYTES, TAIL_BYTES } from './content/detect.js';
 
 (() => {
   const $ = (id) => document.getElementById(id);
@@ -59,25 +60,12 @@
     $('file').disabled = running;
   }
 
-  // ---- disk format guess: the gateway's magic-bytes check, on the first 64 KiB ----------------
+  // ---- disk format guess: the gateway's detectFormat, on the file's head and tail -------------
 
   async function guessFormat(file) {
-    const head = new Uint8Array(await file.slice(0, 64 * 1024).arrayBuffer());
-    const at = (offset, text) =>
-      offset + text.length <= head.length && [...text].every((c, i) => head[offset + i] === c.charCodeAt(0));
-    if (at(0, 'QFI\xfb')) return 'qcow2';
-    const start = new TextDecoder('latin1').decode(head.subarray(0, 4096));
-    if (at(0, 'KDMV') || /^(?:[ \t]*(?:#[^\n]*)?\r?\n)*# Disk DescriptorFile/.test(start)) return 'vmdk';
-    if (at(0, 'vhdxfile')) return 'vhdx';
-    if (at(0x40, '\x7f\x10\xda\xbe')) return 'vdi';
-    if (at(0, 'QED\0')) return 'qed';
-    if (at(0, 'conectix')) return 'vhd';
-    if (at(32769, 'CD001')) return 'iso';
-    if (file.size >= 512) {
-      const footer = new Uint8Array(await file.slice(file.size - 512, file.size - 504).arrayBuffer());
-      if (String.fromCharCode(...footer) === 'conectix') return 'vhd'; // a fixed VHD: footer only
-    }
-    return 'raw';
+    const head = new Uint8Array(await file.slice(0, HEAD_BYTES).arrayBuffer());
+    const tail = new Uint8Array(await file.slice(Math.max(0, file.size - TAIL_BYTES)).arrayBuffer());
+    return detectFormat(head, tail);
   }
 
   async function fileChosen() {

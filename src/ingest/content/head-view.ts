@@ -1,3 +1,4 @@
+import { equal } from './bytes.js';
 /** 'short': the bytes needed have not arrived yet, but will. */
 export type Match = 'yes' | 'no' | 'short';
 
@@ -13,7 +14,7 @@ export const PROBE_BYTES = 2048;
  */
 export class HeadView {
   constructor(
-    readonly buf: Buffer,
+    readonly buf: Uint8Array,
     /** Bytes [0, limit) are (or will be) available to the head check. */
     readonly limit: number,
     /** buf is the whole file. */
@@ -36,7 +37,7 @@ export class HeadView {
   }
 
   /** magicAt as qemu's probes see it: a short file is padded with zeros up to PROBE_BYTES. */
-  probeAt(offset: number, magic: Buffer): Match {
+  probeAt(offset: number, magic: Uint8Array): Match {
     let short = false;
     for (let i = 0; i < magic.length; i++) {
       const b = this.probeByte(offset + i);
@@ -46,10 +47,10 @@ export class HeadView {
     return short ? 'short' : 'yes';
   }
 
-  magicAt(offset: number, magic: Buffer): Match {
+  magicAt(offset: number, magic: Uint8Array): Match {
     const have = Math.max(0, Math.min(this.buf.length - offset, magic.length));
     // A mismatch in the bytes we already hold decides it without waiting.
-    if (!this.buf.subarray(offset, offset + have).equals(magic.subarray(0, have))) return 'no';
+    if (!equal(this.buf.subarray(offset, offset + have), magic.subarray(0, have))) return 'no';
     if (have === magic.length) return 'yes';
     return offset + magic.length <= this.limit ? 'short' : 'no';
   }

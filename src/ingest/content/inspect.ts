@@ -29,7 +29,7 @@ const CHECKS: Partial<Record<Container, (v: HeadView) => Verdict>> = {
   vhd: checkVhdHead,
 };
 
-export function inspectHead(diskFormat: string, head: Buffer, size: number, complete: boolean): Verdict {
+export function inspectHead(diskFormat: string, head: Uint8Array, size: number, complete: boolean): Verdict {
   if (!inspectable(diskFormat)) return ok();
   const v = viewOf(head, size, complete);
   const { found, pending } = scan(v);
@@ -71,11 +71,11 @@ export function inspectHead(diskFormat: string, head: Buffer, size: number, comp
 }
 
 /** True for a vhd whose head had no conectix cookie and no other container magic. */
-export function needsTail(diskFormat: string, head: Buffer): boolean {
+export function needsTail(diskFormat: string, head: Uint8Array): boolean {
   return diskFormat === 'vhd' && scan(new HeadView(head, head.length, false)).found.length === 0;
 }
 
-export function inspectTail(diskFormat: string, tail: Buffer): Verdict {
+export function inspectTail(diskFormat: string, tail: Uint8Array): Verdict {
   return diskFormat === 'vhd' ? checkFooter(tail) : ok();
 }
 
@@ -122,7 +122,7 @@ export async function inspectStoredSoFar(diskFormat: string, size: number, store
  * How far the head can ever reach: the declared size caps it, so short files decide early.
  * `complete` says no more bytes will come; the head itself is still only the first HEAD_BYTES.
  */
-function viewOf(head: Buffer, size: number, complete: boolean): HeadView {
+function viewOf(head: Uint8Array, size: number, complete: boolean): HeadView {
   const known = Number.isFinite(size) && size >= 0;
   if ((known && head.length >= size) || (complete && (!known || head.length < HEAD_BYTES))) {
     return new HeadView(head, head.length, true);

@@ -2,6 +2,7 @@ import type { HeadView, Match } from './head-view.js';
 import { FOREIGN_MATCHERS, type Foreign } from './probes.js';
 import { CONECTIX } from './vhd.js';
 import { matchVmdk } from './vmdk.js';
+import { latin1 } from './bytes.js';
 
 /** Formats a disk_format can name, whose data must never be accepted as raw: qemu would interpret it. */
 export type Container = 'qcow2' | 'vmdk' | 'vhdx' | 'vdi' | 'qed' | 'vhd';
@@ -9,7 +10,7 @@ export type Container = 'qcow2' | 'vmdk' | 'vhdx' | 'vdi' | 'qed' | 'vhd';
 export type Detected = Container | Foreign;
 
 const at = (offset: number, magic: string) => {
-  const bytes = Buffer.from(magic, 'latin1');
+  const bytes = latin1(magic);
   return (v: HeadView) => v.magicAt(offset, bytes);
 };
 
@@ -39,7 +40,7 @@ export const MISSING_MAGIC: Record<Container, string> = {
   vhd: 'no conectix cookie',
 };
 
-export const ISO_MAGIC = { offset: 32769, bytes: Buffer.from('CD001', 'latin1') };
+export const ISO_MAGIC = { offset: 32769, bytes: latin1('CD001') };
 
 export function scan(v: HeadView): { found: Detected[]; pending: Detected[] } {
   const found: Detected[] = [];

@@ -1,17 +1,11 @@
 import type { HeadView, Match } from './head-view.js';
+import { latin1 as bytes, u32leBytes as u32le } from './bytes.js';
 
 /**
  * qemu's probes for formats that are never a Glance disk_format of their own. Data any of
  * them claims must not pass as raw: qemu left to guess would open it as that format.
  */
 export type Foreign = 'parallels' | 'bochs' | 'cloop' | 'luks';
-
-const bytes = (s: string) => Buffer.from(s, 'latin1');
-const u32le = (n: number) => {
-  const b = Buffer.alloc(4);
-  b.writeUInt32LE(n);
-  return b;
-};
 
 /** Every part must match. */
 export function allOf(...ms: Match[]): Match {

@@ -1,5 +1,6 @@
 import type { HeadView } from './head-view.js';
 import { needMore, ok, reject, type Verdict } from './verdict.js';
+import { u32be, u64be } from './bytes.js';
 
 // Header offsets (docs/interop/qcow2.txt in qemu).
 const VERSION = 4;
@@ -17,7 +18,7 @@ const EXT_DATA_FILE = 0x44415441; // "DATA"
 
 /** qcow (v1) shares the QFI\xfb magic; name it properly in reasons. */
 export function qcowName(v: HeadView): 'qcow' | 'qcow2' {
-  return v.has(VERSION + 4) === true && v.buf.readUInt32BE(VERSION) === 1 ? 'qcow' : 'qcow2';
+  return v.has(VERSION + 4) === true && u32be(v.buf, VERSION) === 1 ? 'qcow' : 'qcow2';
 }
 
 /** null when bytes [0, end) are here; otherwise wait, or reject if they never will be. */
@@ -35,28 +36,28 @@ export function checkQcow2(v: HeadView): Verdict {
   const b = v.buf;
   let m: Verdict | null;
   if ((m = missing(v, VERSION + 4))) return m;
-  const version = b.readUInt32BE(VERSION);
+  const version = u32be(b, VERSION);
   if (version === 1) return reject('data is qcow (version 1), not qcow2');
   if (version !== 2 && version !== 3) return reject(`unsupported qcow2 version ${version}`);
 
   if ((m = missing(v, BACKING_FILE_OFFSET + 8))) return m;
-  if (b.readBigUInt64BE(BACKING_FILE_OFFSET) !== 0n) return reject('qcow2 image has a backing file');
+  if (u64be(b, BACKING_FILE_OFFSET) !== 0n) return reject('qcow2 image has a backing file');
 
   if ((m = missing(v, CLUSTER_BITS + 4))) return m;
-  const clusterBits = b.readUInt32BE(CLUSTER_BITS);
+  const clusterBits = u32be(b, CLUSTER_BITS);
   if (clusterBits < 9 || clusterBits > 21) return reject(`invalid qcow2 header (cluster_bits ${clusterBits})`);
   const clusterSize = 2 ** clusterBits;
 
   let headerLength = V2_HEADER_LENGTH;
   if (version === 3) {
     if ((m = missing(v, INCOMPATIBLE_FEATURES + 8))) return m;
-    const incompatible = b.readBigUInt64BE(INCOMPATIBLE_FEATURES);
+    const incompatible = u64be(b, INCOMPATIBLE_FEATURES);
     if (incompatible & INCOMPAT_DATA_FILE) return reject('qcow2 image uses an external data file');
     // A feature not known here may change how the image is read; refuse rather than guess.
     const unknown = incompatible & ~INCOMPAT_KNOWN;
     if (unknown) return reject(`qcow2 image uses unknown incompatible features (0x${unknown.toString(16)})`);
     if ((m = missing(v, HEADER_LENGTH + 4))) return m;
-    headerLength = b.readUInt32BE(HEADER_LENGTH);
+    headerLength = u32be(b, HEADER_LENGTH);
     if (headerLength < V3_MIN_HEADER_LENGTH || headerLength > clusterSize) {
       return reject(`invalid qcow2 header (header_length ${headerLength})`);
     }
@@ -71,8 +72,8 @@ function checkExtensions(v: HeadView, start: number, end: number): Verdict {
   while (off < end) {
     const m = missing(v, off + 8, 'qcow2 header extensions are truncated or too long to inspect');
     if (m) return m;
-    const type = b.readUInt32BE(off);
-    const len = b.readUInt32BE(off + 4);
+    const type = u32be(b, off);
+    const len = u32be(b, off + 4);
     off += 8;
     if (off > end || len > end - off) return reject('invalid qcow2 header extension (too large)');
     if (type === EXT_END) return ok();

@@ -1,4 +1,5 @@
 import { ok, reject, type Verdict } from './verdict.js';
+import { latin1Text } from './bytes.js';
 
 const ACCESS = new Set(['rw', 'rdonly', 'noaccess']);
 /** The only kinds whose data can all be inside the one file. */
@@ -10,10 +11,10 @@ const NO_PARENT = 'ffffffff';
  * The text descriptor embedded in a sparse VMDK, judged line by line as Glance does:
  * every line must be understood, since qemu and other readers act on what they find.
  */
-export function checkDescriptor(raw: Buffer): Verdict {
+export function checkDescriptor(raw: Uint8Array): Verdict {
   if (raw.some((b) => b > 0x7f)) return reject('vmdk descriptor is not ASCII text');
   // Readers treat keys and values without regard to case.
-  const text = raw.toString('latin1').toLowerCase();
+  const text = latin1Text(raw).toLowerCase();
   const fields: [string, string][] = [];
   let extents = 0;
   for (const [i, line] of text.split('\n').map((l) => l.trim()).entries()) {

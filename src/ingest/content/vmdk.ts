@@ -2,10 +2,11 @@ import { HEAD_BYTES, PROBE_BYTES, type HeadView, type Match } from './head-view.
 import { anyOf } from './probes.js';
 import { needMore, reject, type Verdict } from './verdict.js';
 import { checkDescriptor } from './vmdk-descriptor.js';
+import { latin1, u32le, u64le } from './bytes.js';
 
-const KDMV = Buffer.from('KDMV', 'latin1');
-const COWD = Buffer.from('COWD', 'latin1'); // VMDK3 sparse extent
-const DESCRIPTOR = Buffer.from('# Disk DescriptorFile', 'latin1');
+const KDMV = latin1('KDMV');
+const COWD = latin1('COWD'); // VMDK3 sparse extent
+const DESCRIPTOR = latin1('# Disk DescriptorFile');
 const HASH = 0x23;
 const SPACE = 0x20;
 const CR = 0x0d;
@@ -68,7 +69,7 @@ function matchQemuDescriptor(v: HeadView): Match {
 
 function versionAt(v: HeadView, p: number, eol: string): Match {
   if (p + 'version=X'.length + eol.length > PROBE_BYTES) return 'no';
-  return anyOf(...['1', '2', '3'].map((n) => v.probeAt(p, Buffer.from(`version=${n}${eol}`, 'latin1'))));
+  return anyOf(...['1', '2', '3'].map((n) => v.probeAt(p, latin1(`version=${n}${eol}`))));
 }
 
 // Sparse header fields (little-endian), after the magic.
@@ -97,15 +98,15 @@ function checkSparse(v: HeadView): Verdict {
   const b = v.buf;
   const h = v.has(HEADER_BYTES);
   if (h !== true) return h === 'short' ? needMore() : reject('vmdk header is truncated');
-  const version = b.readUInt32LE(VERSION);
+  const version = u32le(b, VERSION);
   if (version < 1 || version > 3) return reject(`unsupported vmdk version ${version}`);
   // qemu opens a zero-capacity header's descriptor as a descriptor file, following its extents.
-  if (b.readBigUInt64LE(CAPACITY) === 0n) return reject('vmdk header has capacity 0, so its extents would be opened as other files');
-  if (b.readBigUInt64LE(GD_OFFSET) === GD_AT_END) {
+  if (u64le(b, CAPACITY) === 0n) return reject('vmdk header has capacity 0, so its extents would be opened as other files');
+  if (u64le(b, GD_OFFSET) === GD_AT_END) {
     return reject('vmdk keeps its grain directory in a footer at the end of the file (gdOffset -1), which is not accepted');
   }
-  if (b.readBigUInt64LE(DESC_OFFSET) !== 1n) return reject('vmdk descriptor is not at sector 1');
-  const descSectors = b.readBigUInt64LE(DESC_SIZE);
+  if (u64le(b, DESC_OFFSET) !== 1n) return reject('vmdk descriptor is not at sector 1');
+  const descSectors = u64le(b, DESC_SIZE);
   if (descSectors === 0n) return reject('vmdk header has no embedded descriptor');
 
   const declared = Math.min(Number(descSectors) * SECTOR, DESC_MAX_BYTES);

@@ -1,23 +1,10 @@
 import fsp, { type FileHandle } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { StreamStalledError, type FollowOptions, type FollowStream } from '../transfer/stored-files.js';
 
-export class StreamStalledError extends Error {
-  override name = 'StreamStalledError';
-}
-
-export interface GrowingFileOptions {
-  /** Total bytes the file will hold; reading ends there. */
-  size: number;
-  /** How many bytes may be read so far (the push holds back the end until the upload is complete). */
-  allowed?: () => number;
-  /** Give up when the file has not grown for this long. */
-  stallMs: number;
-  /** Give up too when the file grew slower than this (bytes a second) over a `stallMs` window. */
-  minRate?: number;
-  /** Stops a wait for bytes at once; reads then fail with the signal's reason. */
-  signal?: AbortSignal;
-}
+export { StreamStalledError };
+export type GrowingFileOptions = FollowOptions;
 
 /** How often to look again at a file that is still being written. */
 const POLL_MS = 20;
@@ -86,7 +73,7 @@ export class GrowingFile {
    * A complete file has nothing left to wait for.
    */
   async #checkRate(): Promise<void> {
-    const { size, stallMs, minRate = 0 } = this.opts;
+    const { size, minRate = 0 } = this.opts;
     this.#known = (await this.handle.stat()).size;
     const now = Date.now();
     const elapsed = now - this.#windowAt;
@@ -104,10 +91,20 @@ export class GrowingFile {
   }
 }
 
+/** A growing file's bytes, each read into `buffer`: a chunk is a view of it, valid until the next. */
+export async function* followFileInto(file: string, buffer: Buffer, opts: GrowingFileOptions): AsyncGenerator<Buffer> {
+  const growing = await GrowingFile.open(file, opts);
+  try {
+    for (let chunk; (chunk = await growing.next(() => buffer)); ) yield chunk;
+  } finally {
+    await growing.close();
+  }
+}
+
 const READ_CHUNK = 1 << 20;
 
 /** A GrowingFile as a stream, for the push's body. */
-export class GrowingFileReader extends Readable {
+export class GrowingFileReader extends Readable implements FollowStream {
   #file: GrowingFile | undefined;
   readonly #stop = new AbortController();
   /** Why the file was given up as stalled, if it was. */
