@@ -59,7 +59,7 @@ export async function createGateway(config: Config, logger: Logger): Promise<Gat
   };
   const instanceId = newInstanceId(); // this process, as the owner of push leases
   let queue: PushQueue | undefined;
-  const pusher = new Pusher({ store, tokens, glance, files: data, events, logger, recheck, instanceId, queue: (worker) => (queue = backends.queue(worker)) }, config.push);
+  const pusher = new Pusher({ store, tokens, glance, files: data, events, logger, recheck, delivered: (id) => reservations.release(id), instanceId, queue: (worker) => (queue = backends.queue(worker)) }, config.push);
   const uploads = new Uploads({ store, events, guard: files.guard, tokens, glance, keystone, files, pusher, reservations, logger, instanceId });
   // What the store does reaches the records as events (Uploads is built after the store it listens to).
   files.events.on('writing', (id) => reservations.resume(id));

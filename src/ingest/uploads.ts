@@ -48,12 +48,7 @@ export type Access = 'push' | 'watch';
 export class Uploads {
   readonly #completing = new Map<string, Promise<UploadState>>();
 
-  constructor(private readonly deps: UploadsDeps) {
-    // An upload in Glance holds nothing here any more: its project's share is free again.
-    deps.events.subscribe('*', (event) => {
-      if (event.kind === 'state' && event.record.state === 'active') deps.reservations.release(event.record.id);
-    });
-  }
+  constructor(private readonly deps: UploadsDeps) {}
 
   /** Record a new upload admitted by the pre-flight; throws UploadExistsError for a second one per image. */
   async create(uploadId: string, admitted: Admitted, size: number, token: string): Promise<void> {

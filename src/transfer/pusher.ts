@@ -44,6 +44,8 @@ export interface PusherDeps {
    * against at upload; the reason it does not match, or null.
    */
   recheck(uploadId: string, diskFormat: string, size: number): Promise<string | null>;
+  /** Glance holds the upload: what it held here may be given back, before anyone sees it `active`. */
+  delivered(uploadId: string): void;
   /** Defaults to a LocalPushQueue of `policy.concurrency` slots. */
   queue?: (worker: PushWorker) => PushQueue;
   /** This process as the owner of push leases; random when not given. */
@@ -447,6 +449,7 @@ export class Pusher {
   }
 
   async #activate(record: UploadRecord, image: Image, log: Logger): Promise<void> {
+    this.deps.delivered(record.id);
     await this.#move(record.id, LEASED_STATES, 'active', { pushed: record.size, glance: snapshot(image), error: null, nextAttemptAt: null });
     log.info('image active');
     if (image.os_hash_algo) this.#algos.set(record.glanceUrl, image.os_hash_algo);
