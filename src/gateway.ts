@@ -16,7 +16,6 @@ import type { Logger } from './logger.js';
 import { Metrics } from './observability/metrics.js';
 import { newInstanceId } from './state/lease.js';
 import { UploadEvents } from './state/upload-events.js';
-import { LocalPushQueue, type PushQueue } from './transfer/push-queue.js';
 import { Pusher } from './transfer/pusher.js';
 
 export interface Gateway {
@@ -58,8 +57,7 @@ export async function createGateway(config: Config, logger: Logger): Promise<Gat
     return verdict.kind === 'reject' ? verdict.reason : null;
   };
   const instanceId = newInstanceId(); // this process, as the owner of push leases
-  let queue: PushQueue | undefined;
-  const pusher = new Pusher({ store, tokens, glance, files: data, events, logger, recheck, delivered: (id) => reservations.release(id), instanceId, queue: (worker) => (queue = backends.queue(worker)) }, config.push);
+  const pusher = new Pusher({ store, tokens, glance, files: data, events, logger, recheck, delivered: (id) => reservations.release(id), instanceId, queue: (worker) => backends.queue(worker) }, config.push);
   const uploads = new Uploads({ store, events, guard: files.guard, tokens, glance, keystone, files, pusher, reservations, logger, instanceId });
   // What the store does reaches the records as events (Uploads is built after the store it listens to).
   files.events.on('writing', (id) => reservations.resume(id));
@@ -86,8 +84,7 @@ export async function createGateway(config: Config, logger: Logger): Promise<Gat
     },
   };
   const server = http.createServer();
-  // Metrics reads its gauges synchronously: the local queue's size, until it can await `pusher.queueDepth()`.
-  const metrics = new Metrics({ events, queueDepth: () => (queue instanceof LocalPushQueue ? queue.size : 0), server });
+  const metrics = new Metrics({ events, queueDepth: () => pusher.queueDepth(), server });
   files.events.on('written', (bytes) => metrics.bytesReceived(bytes));
   const app = createApp({
     tus,

@@ -1,19 +1,15 @@
-/** The message of the gateway's JSON error body, `{"error":{"code","message"}}`. */
-export function errorMessage(text: string): string | undefined {
+/** A field of the gateway's JSON error body, `{"error":{"code","message"}}`. */
+function errorField(text: string, field: 'code' | 'message'): string | undefined {
   try {
-    const msg = (JSON.parse(text) as { error?: { message?: unknown } }).error?.message;
-    return typeof msg === 'string' ? msg : undefined;
+    const value = (JSON.parse(text) as { error?: Record<string, unknown> }).error?.[field];
+    return typeof value === 'string' ? value : undefined;
   } catch {
     return undefined;
   }
 }
 
+/** The message of the gateway's error body. */
+export const errorMessage = (text: string): string | undefined => errorField(text, 'message');
+
 /** The code of the same body (`upload_exists`, ...). */
-export function errorCode(text: string): string | undefined {
-  try {
-    const code = (JSON.parse(text) as { error?: { code?: unknown } }).error?.code;
-    return typeof code === 'string' ? code : undefined;
-  } catch {
-    return undefined;
-  }
-}
+export const errorCode = (text: string): string | undefined => errorField(text, 'code');

@@ -5,7 +5,7 @@ import type { UploadState } from '../state/upload-record.js';
 
 export interface MetricsSources {
   events: UploadEvents;
-  queueDepth: () => number;
+  queueDepth: () => Promise<number>;
   server: Server;
 }
 
@@ -52,8 +52,8 @@ export class Metrics {
       name: 'gateway_push_queue_depth',
       help: 'Pushes waiting for a slot or running',
       registers,
-      collect() {
-        this.set(sources.queueDepth());
+      async collect() {
+        this.set(await sources.queueDepth());
       },
     });
     new Gauge({
