@@ -23,6 +23,7 @@ ADMIN_PASSWORD="stack-admin"
 GLANCE_SERVICE_PASSWORD="stack-glance"
 DEMO_PASSWORD="stack-demo"
 ALT_PASSWORD="stack-alt"
+GATEWAY_SERVICE_PASSWORD="stack-gateway"
 KEYSTONE_DB_PASSWORD="keystone"
 REGION="RegionOne"
 READY_TIMEOUT=60
@@ -242,6 +243,7 @@ provision_keystone() {
   KS_URL="http://127.0.0.1:$KEYSTONE_PORT/v3" GLANCE_URL="http://127.0.0.1:$GLANCE_PORT" \
     ADMIN_PASSWORD="$ADMIN_PASSWORD" GLANCE_SERVICE_PASSWORD="$GLANCE_SERVICE_PASSWORD" \
     DEMO_PASSWORD="$DEMO_PASSWORD" ALT_PASSWORD="$ALT_PASSWORD" REGION="$REGION" \
+    GATEWAY_SERVICE_PASSWORD="$GATEWAY_SERVICE_PASSWORD" \
     python3 - <<'PY'
 import json, os, sys, urllib.error, urllib.request
 
@@ -304,6 +306,8 @@ def user(name, password, project_id, role_id):
 user("glance", E["GLANCE_SERVICE_PASSWORD"], project("service"), roles["admin"])
 user("demo", E["DEMO_PASSWORD"], project("demo"), roles["member"])
 user("alt", E["ALT_PASSWORD"], project("alt"), roles["member"])
+# The gateway's service user: the trustee of the uploads' trusts. It needs no role at all.
+create("users", "user", name="gateway", password=E["GATEWAY_SERVICE_PASSWORD"], domain_id="default", enabled=True)
 
 svc = create("services", "service", type="image", name="glance",
              description="Image service", enabled=True)
@@ -417,6 +421,8 @@ export OS_PROJECT_NAME=demo
 export ALT_USERNAME=alt
 export ALT_PASSWORD=$ALT_PASSWORD
 export ALT_PROJECT_NAME=alt
+export SERVICE_USERNAME=gateway
+export SERVICE_PASSWORD=$GATEWAY_SERVICE_PASSWORD
 export STACK_DIR=$STACK_DIR
 EOF
   mv -f "$tmp" "$STACK_DIR/env"

@@ -1,5 +1,7 @@
+import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
+import { Secret } from './secret.js';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
@@ -16,6 +18,10 @@ const schema = z.object({
   OS_AUTH_URL: z.preprocess(blankIsUnset, url.optional()),
   OS_INTERFACE: z.enum(['public', 'internal', 'admin']).default('public'),
   OS_REGION_NAME: z.preprocess(blankIsUnset, z.string().optional()),
+  SERVICE_USERNAME: z.preprocess(blankIsUnset, z.string().optional()),
+  SERVICE_PASSWORD: z.preprocess(blankIsUnset, z.string().optional()),
+  SERVICE_PASSWORD_FILE: z.preprocess(blankIsUnset, z.string().optional()),
+  SERVICE_USER_DOMAIN_NAME: z.string().min(1).default('Default'),
   MAX_UPLOAD_SIZE: int(1).default(137438953472),
   PUSH_CONCURRENCY: int(1).max(64).default(2),
   PUSH_MAX_ATTEMPTS: int(1).default(10),
@@ -51,6 +57,8 @@ export interface Config {
   glanceUrl: string | undefined;
   /** Keystone v3: every token is validated there, to learn the project it acts for. */
   keystone: { authUrl: string; interface: 'public' | 'internal' | 'admin'; region: string | undefined };
+  /** The gateway's own Keystone user, trustee of the uploads' trusts; unset: pushes need the client's token. */
+  service: { name: string; domainName: string; password: Secret } | undefined;
   maxUploadSize: number;
   /** What one project may hold here, and how long an idle upload keeps the space it has not used. */
   limits: { uploadsPerProject: number; bytesPerProject: number; idleMs: number };
@@ -83,7 +91,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     const name = String(issue.path[0] ?? 'environment');
-    throw new ConfigError(`invalid ${name}=${JSON.stringify(env[name] ?? '')}: ${issue.message}`);
+    const shown = name.includes('PASSWORD') ? '[redacted]' : JSON.stringify(env[name] ?? '');
+    throw new ConfigError(`invalid ${name}=${shown}: ${issue.message}`);
   }
   const e = parsed.data;
   const useCatalog = e.OS_AUTH_URL !== undefined && e.GLANCE_URL === undefined;
@@ -93,6 +102,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     storageDir: path.resolve(e.STORAGE_DIR),
     glanceUrl: useCatalog ? undefined : (e.GLANCE_URL ?? DEFAULT_GLANCE_URL),
     keystone: { authUrl: e.OS_AUTH_URL ?? DEFAULT_AUTH_URL, interface: e.OS_INTERFACE, region: e.OS_REGION_NAME },
+    service: serviceUser(e),
     maxUploadSize: e.MAX_UPLOAD_SIZE,
     limits: {
       uploadsPerProject: e.PROJECT_MAX_UNFINISHED_UPLOADS,
@@ -113,4 +123,27 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     logLevel: e.LOG_LEVEL,
     ui: e.UI,
   };
+}
+
+/** The service user, if configured: a name needs exactly one of a password or a password file. */
+function serviceUser(e: z.output<typeof schema>): Config['service'] {
+  const { SERVICE_USERNAME: name, SERVICE_PASSWORD: password, SERVICE_PASSWORD_FILE: file } = e;
+  if (name === undefined) {
+    if (password !== undefined || file !== undefined) throw new ConfigError('invalid SERVICE_USERNAME="": required with a service password');
+    return undefined;
+  }
+  if (password !== undefined && file !== undefined) {
+    throw new ConfigError('invalid SERVICE_PASSWORD_FILE: set SERVICE_PASSWORD or SERVICE_PASSWORD_FILE, not both');
+  }
+  if (password !== undefined) return { name, domainName: e.SERVICE_USER_DOMAIN_NAME, password: new Secret(password) };
+  if (file === undefined) throw new ConfigError('invalid SERVICE_PASSWORD="": required with SERVICE_USERNAME (or SERVICE_PASSWORD_FILE)');
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`invalid SERVICE_PASSWORD_FILE=${JSON.stringify(file)}: ${(err as NodeJS.ErrnoException).code ?? 'unreadable'}`);
+  }
+  const secret = text.replace(/\r?\n$/, '');
+  if (!secret) throw new ConfigError(`invalid SERVICE_PASSWORD_FILE=${JSON.stringify(file)}: the file is empty`);
+  return { name, domainName: e.SERVICE_USER_DOMAIN_NAME, password: new Secret(secret) };
 }

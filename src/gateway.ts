@@ -1,22 +1,25 @@
 import http from 'node:http';
 import type { Duplex } from 'node:stream';
 import { createBackends } from './backends.js';
-import type { Config } from './config.js';
+import { type Config, ConfigError } from './config.js';
 import { GlanceClient } from './glance/client.js';
 import { CatalogEndpoint, StaticEndpoint, type EndpointResolver } from './glance/endpoint.js';
 import { Keystone } from './glance/keystone.js';
+import { KeystoneTrusts, ServiceCredentialsError } from './glance/trusts.js';
 import { createApp } from './http/app.js';
 import { inspectStored } from './ingest/content/inspect.js';
 import { GuardedStore } from './ingest/guarded-store.js';
-import { Preflight } from './ingest/preflight.js';
 import { Reservations } from './ingest/reservations.js';
+import { identify, Preflight } from './ingest/preflight.js';
 import { createTusServer, TUS_PATH } from './ingest/tus-server.js';
 import { Uploads } from './ingest/uploads.js';
 import type { Logger } from './logger.js';
 import { Metrics } from './observability/metrics.js';
 import { newInstanceId } from './state/lease.js';
 import { UploadEvents } from './state/upload-events.js';
+import { PushTokens } from './transfer/push-tokens.js';
 import { Pusher } from './transfer/pusher.js';
+import { Trusts } from './transfer/trusts.js';
 
 export interface Gateway {
   server: http.Server;
@@ -56,9 +59,34 @@ export async function createGateway(config: Config, logger: Logger): Promise<Gat
     const verdict = await inspectStored(diskFormat, size, (start, length) => data.readRange(id, start, length));
     return verdict.kind === 'reject' ? verdict.reason : null;
   };
+  const server = http.createServer();
+  const metrics = new Metrics({ events, queueDepth: () => pusher.queueDepth(), server });
+  const trusts = new Trusts({
+    keystone: await serviceTrusts(config, logger),
+    identify: (token) => identify(keystone, token),
+    store,
+    logger,
+    withoutTrust: (reason) => metrics.uploadWithoutTrust(reason),
+    uploadExpiryMs: config.uploadExpiryMs,
+  });
   const instanceId = newInstanceId(); // this process, as the owner of push leases
-  const pusher = new Pusher({ store, tokens, glance, files: data, events, logger, recheck, delivered: (id) => reservations.release(id), instanceId, queue: (worker) => backends.queue(worker) }, config.push);
-  const uploads = new Uploads({ store, events, guard: files.guard, tokens, glance, keystone, files, pusher, reservations, logger, instanceId });
+  const pusher = new Pusher(
+    {
+      store,
+      tokens: new PushTokens(tokens, trusts),
+      glance,
+      files: data,
+      events,
+      logger,
+      recheck,
+      delivered: (id) => reservations.release(id),
+      ended: async (id) => trusts.revoke(await store.get(id)),
+      instanceId,
+      queue: (worker) => backends.queue(worker),
+    },
+    config.push,
+  );
+  const uploads = new Uploads({ store, events, guard: files.guard, tokens, glance, keystone, files, pusher, reservations, trusts, logger, instanceId });
   // What the store does reaches the records as events (Uploads is built after the store it listens to).
   files.events.on('writing', (id) => reservations.resume(id));
   files.events.on('stored', (id, offset) => uploads.stored(id, offset));
@@ -83,8 +111,6 @@ export async function createGateway(config: Config, logger: Logger): Promise<Gat
       if (config.glanceUrl) await glance.ping(`${config.glanceUrl}/versions`);
     },
   };
-  const server = http.createServer();
-  const metrics = new Metrics({ events, queueDepth: () => pusher.queueDepth(), server });
   files.events.on('written', (bytes) => metrics.bytesReceived(bytes));
   const app = createApp({
     tus,
@@ -138,7 +164,8 @@ export async function createGateway(config: Config, logger: Logger): Promise<Gat
       await pusher.close();
       await closed;
       clearTimeout(grace);
-      await Promise.all([glance.close(), keystone.close()]);
+      await trusts.idle();
+      await Promise.all([glance.close(), keystone.close(), trusts.close()]);
     },
   };
 }
@@ -174,4 +201,24 @@ function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
   const linger = setTimeout(() => socket.destroy(), LINGER_MS).unref();
   socket.once('end', () => socket.destroy());
   socket.once('close', () => clearTimeout(linger));
+}
+
+/**
+ * The service user's trusts, its credentials proven at start: refused ones stop the process with
+ * one line naming the variable; a Keystone that cannot be asked now is asked again later.
+ */
+async function serviceTrusts(config: Config, logger: Logger): Promise<KeystoneTrusts | undefined> {
+  if (!config.service) return undefined;
+  const trusts = new KeystoneTrusts(config.keystone.authUrl, config.service);
+  try {
+    await trusts.serviceUserId();
+  } catch (err) {
+    if (err instanceof ServiceCredentialsError) {
+      await trusts.close();
+      const { name, domainName } = config.service;
+      throw new ConfigError(`invalid SERVICE_PASSWORD: Keystone refused the service user ${name} of domain ${domainName} (${err.message})`);
+    }
+    logger.warn({ err }, 'the service user could not be checked now: Keystone is not reachable');
+  }
+  return trusts;
 }

@@ -15,7 +15,12 @@ async function main(): Promise<void> {
     throw err;
   }
   const logger = createLogger(config.logLevel);
-  const gateway = await createGateway(config, logger);
+  const gateway = await createGateway(config, logger).catch((err: unknown) => {
+    // Settings only Keystone can judge (the service user's credentials) are checked at start.
+    if (!(err instanceof ConfigError)) throw err;
+    process.stderr.write(`configuration error: ${err.message}\n`);
+    process.exit(2);
+  });
   const { port } = await gateway.listen();
   logger.info(
     {

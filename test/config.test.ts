@@ -1,6 +1,9 @@
 // Configuration: the contract's defaults, and one clear line naming a bad variable.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import { inspect } from 'node:util';
 import path from 'node:path';
 import { test } from 'node:test';
 import { ConfigError, loadConfig } from '../src/config.js';
@@ -50,6 +53,34 @@ for (const [name, value] of [
 ] as const) {
   test(`${name}=${value} is refused, naming the variable`, () => {
     assert.throws(() => loadConfig({ [name]: value }), (err: Error) => err instanceof ConfigError && err.message.startsWith(`invalid ${name}=`));
+  });
+}
+
+test('the service user: a password or a password file, never shown when the configuration is logged', () => {
+  assert.equal(loadConfig({}).service, undefined);
+  const config = loadConfig({ SERVICE_USERNAME: 'gateway', SERVICE_PASSWORD: 'pa55-w0rd' });
+  assert.equal(config.service?.name, 'gateway');
+  assert.equal(config.service?.domainName, 'Default');
+  assert.equal(config.service?.password.reveal(), 'pa55-w0rd');
+  assert.ok(!JSON.stringify(config).includes('pa55-w0rd'), 'not in JSON');
+  assert.ok(!inspect(config, { depth: 10 }).includes('pa55-w0rd'), 'not in inspect');
+  assert.ok(!`${config.service?.password}`.includes('pa55-w0rd'), 'not as a string');
+
+  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'gw-config-')), 'password');
+  fs.writeFileSync(file, 'from-a-file\n');
+  const fromFile = loadConfig({ SERVICE_USERNAME: 'gateway', SERVICE_PASSWORD_FILE: file, SERVICE_USER_DOMAIN_NAME: 'services' });
+  assert.equal(fromFile.service?.password.reveal(), 'from-a-file');
+  assert.equal(fromFile.service?.domainName, 'services');
+});
+
+for (const [env, name] of [
+  [{ SERVICE_USERNAME: 'gateway' }, 'SERVICE_PASSWORD'],
+  [{ SERVICE_PASSWORD: 'x' }, 'SERVICE_USERNAME'],
+  [{ SERVICE_USERNAME: 'gateway', SERVICE_PASSWORD: 'x', SERVICE_PASSWORD_FILE: '/etc/hostname' }, 'SERVICE_PASSWORD_FILE'],
+  [{ SERVICE_USERNAME: 'gateway', SERVICE_PASSWORD_FILE: '/nonexistent/password' }, 'SERVICE_PASSWORD_FILE'],
+] as const) {
+  test(`the service user with ${Object.keys(env).join(', ')} is refused, naming ${name}`, () => {
+    assert.throws(() => loadConfig(env), (err: Error) => err instanceof ConfigError && err.message.startsWith(`invalid ${name}`) && !err.message.includes('"x"'));
   });
 }
 

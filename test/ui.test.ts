@@ -123,6 +123,8 @@ test('upload a file from the page with a token: both bars fill, the page shows a
     const image = await assertImage(imageId, file.path, 6 * MiB);
     assert.equal(image.name, name);
     assert.equal(await page.textContent('#digest'), `${image.os_hash_algo} ${image.os_hash_value}`);
+    // This gateway has no service user: the page said the push needed it open.
+    assert.match((await page.textContent('#unattended'))!, /^no: keep this page open until the image is active \(the gateway has no service user/);
     assert.equal(await page.evaluate(() => document.getElementById('upload-bar').value), 1);
     assert.equal(await page.evaluate(() => document.getElementById('push-bar').value), 1);
     assert.equal(await page.isHidden('#error'), true);

@@ -44,6 +44,7 @@ async function run(args: CliArgs, env: NodeJS.ProcessEnv, out: Reporter, onUploa
   const verifier = new Verifier(args.file);
   verifier.start(); // hashes the file while the push is followed
   let status: UploadStatus;
+  let unattended: boolean | undefined;
   try {
     status = await followPush({
       uploadUrl,
@@ -52,6 +53,13 @@ async function run(args: CliArgs, env: NodeJS.ProcessEnv, out: Reporter, onUploa
       onStatus: (s) => {
         verifier.start(s.glance?.os_hash_algo);
         out.push(s);
+        if (s.state === 'active' || s.unattended === unattended) return;
+        unattended = s.unattended;
+        out.note(
+          s.unattended
+            ? 'the push finishes without this client: it may stop now (the gateway holds a trust)'
+            : `the push needs this client (${s.unattendedReason}): keep it running until the image is active`,
+        );
       },
       onNote: (line) => out.note(line),
     });

@@ -14,6 +14,8 @@ export interface TokenIdentity {
   userId: string;
   /** The project the token is scoped to; undefined for an unscoped or domain-scoped token. */
   projectId: string | undefined;
+  /** Role names on that project. */
+  roles: string[];
   expiresAt: number;
   catalog: CatalogEntry[];
 }
@@ -22,6 +24,7 @@ interface TokenBody {
   token: {
     user: { id: string };
     project?: { id: string };
+    roles?: { name: string }[];
     expires_at: string;
     catalog?: CatalogEntry[];
   };
@@ -96,6 +99,7 @@ export class Keystone {
     return {
       userId: t.user.id,
       projectId: t.project?.id,
+      roles: (t.roles ?? []).map((r) => r.name),
       expiresAt: Date.parse(t.expires_at),
       catalog: t.catalog ?? [],
     };

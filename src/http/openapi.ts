@@ -66,6 +66,11 @@ const uploadStatus = named(
         .nullable(),
       'Why the push failed (or last failed).',
     ),
+    unattended: described(
+      z.boolean(),
+      'Whether the push can finish without the client: the upload holds a Keystone trust (or the image is already active).',
+    ),
+    unattendedReason: described(z.string().nullable(), 'When `unattended` is false, why: the push then needs a request of the uploader after a restart or once its token expires.'),
     createdAt: dateTime(),
     updatedAt: dateTime(),
   }),

@@ -34,9 +34,9 @@ export function uiRoutes(logger: Logger): Router {
     return router;
   }
   const send = (res: Response, file: string) => res.set(PAGE_HEADERS).sendFile(file);
-  router.get('/', (_req, res) => send(res, dir + 'index.html'));
-  router.get('/ui/app.js', (_req, res) => send(res, dir + 'app.js'));
-  router.get('/ui/style.css', (_req, res) => send(res, dir + 'style.css'));
+  router.get('/', (_req, res) => send(res, `${dir}index.html`));
+  router.get('/ui/app.js', (_req, res) => send(res, `${dir}app.js`));
+  router.get('/ui/style.css', (_req, res) => send(res, `${dir}style.css`));
   router.get('/ui/tus.min.js', (_req, res) => send(res, tus));
   const content = contentModules();
   router.get('/ui/content/:file', async (req, res, next) => {

@@ -27,6 +27,8 @@ export interface Admitted {
   createdImage: boolean;
   glanceUrl: string;
   diskFormat: string;
+  /** When the caller's token expires (ms). */
+  expiresAt: number;
 }
 
 /**
@@ -45,7 +47,7 @@ export class Preflight {
     if (!token) throw new TokenMissingError('X-Auth-Token is required');
     const request = parseImageRequest(metadata);
     const identity = await identify(this.deps.keystone, token);
-    const { projectId, userId } = identity;
+    const { projectId, userId, expiresAt } = identity;
     await this.deps.reservations.claim(uploadId, projectId, size);
     try {
       const endpoint = this.deps.endpoints.resolve(identity);
@@ -56,12 +58,12 @@ export class Preflight {
         });
         // Glance shows community and shared images to other projects; only the owner uploads.
         if (image.owner !== projectId) throw new NotFoundError('image not found');
-        return { imageId: image.id, projectId, userId, createdImage: false, glanceUrl: endpoint, diskFormat: usableFormat(image) };
+        return { imageId: image.id, projectId, userId, createdImage: false, glanceUrl: endpoint, diskFormat: usableFormat(image), expiresAt };
       }
       const image = await this.deps.glance.createImage(auth, request.image).catch((err: unknown) => {
         throw asCreateError(err);
       });
-      return { imageId: image.id, projectId, userId, createdImage: true, glanceUrl: endpoint, diskFormat: usableFormat(image) };
+      return { imageId: image.id, projectId, userId, createdImage: true, glanceUrl: endpoint, diskFormat: usableFormat(image), expiresAt };
     } catch (err) {
       this.deps.reservations.release(uploadId);
       throw asRequestError(err, 'image');

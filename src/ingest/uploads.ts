@@ -9,6 +9,7 @@ import type { TokenSource } from '../state/token-source.js';
 import type { UploadEvents } from '../state/upload-events.js';
 import { newRecord, type UploadRecord, type UploadState } from '../state/upload-record.js';
 import type { Pusher } from '../transfer/pusher.js';
+import type { Trusts, Unattended } from '../transfer/trusts.js';
 import type { ContentGuard } from './content-guard.js';
 import { HEAD_BYTES } from './content/inspect.js';
 import { asRequestError } from './glance-errors.js';
@@ -26,6 +27,7 @@ export interface UploadsDeps {
   files: GuardedStore;
   pusher: Pusher;
   reservations: Reservations;
+  trusts: Trusts;
   logger: Logger;
   /** This process as a push lease owner: start and sweep leave other instances' pushes alone. */
   instanceId: string;
@@ -35,7 +37,7 @@ export interface UploadsDeps {
 export type UploadStatus = Pick<
   UploadRecord,
   'id' | 'imageId' | 'state' | 'size' | 'pushed' | 'attempts' | 'nextAttemptAt' | 'glance' | 'error' | 'createdAt' | 'updatedAt'
-> & { offset: number };
+> & { offset: number } & Unattended;
 
 /**
  * How a request uses an upload. `push`: the uploader's own requests (tus, `POST /push`), whose
@@ -52,7 +54,7 @@ export class Uploads {
 
   /** Record a new upload admitted by the pre-flight; throws UploadExistsError for a second one per image. */
   async create(uploadId: string, admitted: Admitted, size: number, token: string): Promise<void> {
-    const { imageId, projectId, userId, createdImage, glanceUrl, diskFormat } = admitted;
+    const { imageId, projectId, userId, createdImage, glanceUrl, diskFormat, expiresAt } = admitted;
     const record = newRecord({ id: uploadId, imageId, projectId, userId, createdImage, glanceUrl, diskFormat, size });
     try {
       await this.deps.store.create(record);
@@ -61,7 +63,8 @@ export class Uploads {
       if (createdImage) void this.#deleteCreatedImage(record, token);
       throw err;
     }
-    await this.deps.tokens.remember(uploadId, token);
+    await this.deps.tokens.remember(uploadId, token, expiresAt);
+    this.deps.trusts.created(uploadId, token);
   }
 
   /**
@@ -75,29 +78,32 @@ export class Uploads {
     if (!token) throw new TokenMissingError('X-Auth-Token is required');
     const record = await this.deps.store.get(uploadId);
     if (!record) throw new NotFoundError(`upload ${uploadId} not found`);
-    const uploader = await this.#isUploader(record, token);
+    const { uploader, expiresAt } = await this.#isUploader(record, token);
     if (access === 'push' && !uploader) throw new NotFoundError(`upload ${uploadId} not found`);
     // A watcher's token serves the push only when it is the uploader's and the push waits for one.
-    const wanted = access === 'push' || (!(await this.deps.tokens.tokenFor(uploadId)) && !SETTLED.includes(record.state));
-    if (uploader && wanted) await this.deps.tokens.remember(uploadId, token);
+    const wanted = access === 'push' || (!(await this.deps.tokens.has(uploadId)) && !SETTLED.includes(record.state));
+    if (uploader && wanted) await this.deps.tokens.remember(uploadId, token, expiresAt);
+    // An upload without a trust (older than trusts, or Keystone was away) asks for one with its uploader's token.
+    if (access === 'push' && !record.trust && record.state !== 'active') this.deps.trusts.grant(uploadId, token);
     await this.#moveOn(record);
     return record;
   }
 
   /** Whether the token is the uploader's; throws NotFoundError for a token of another project. */
-  async #isUploader(record: UploadRecord, token: string): Promise<boolean> {
-    let identity: { projectId: string; userId: string };
+  async #isUploader(record: UploadRecord, token: string): Promise<{ uploader: boolean; expiresAt?: number }> {
+    let identity: { projectId: string; userId: string; expiresAt: number };
     try {
       // Glance refused the push token of an upload waiting for one: do not trust a cached answer.
       identity = await identify(this.deps.keystone, token, record.state === 'awaiting_token');
     } catch (err) {
       // While Keystone cannot be asked, a token this upload already proved keeps it resumable.
-      if (err instanceof GlanceUnreachableError && sameToken(await this.deps.tokens.tokenFor(record.id), token)) return true;
+      if (err instanceof GlanceUnreachableError && sameToken(await this.deps.tokens.tokenFor(record.id), token)) return { uploader: true };
       throw err;
     }
-    if (record.projectId === undefined) return this.#adoptOwner(record, token, identity);
+    const { expiresAt } = identity;
+    if (record.projectId === undefined) return { uploader: await this.#adoptOwner(record, token, identity), expiresAt };
     if (identity.projectId !== record.projectId) throw new NotFoundError(`upload ${record.id} not found`);
-    return identity.userId === record.userId;
+    return { uploader: identity.userId === record.userId, expiresAt };
   }
 
   /** A record written before owners were kept learns them from Glance, once: the first owner's user becomes its uploader. */
@@ -182,19 +188,24 @@ export class Uploads {
     const offset = record.state === 'receiving' ? await this.deps.files.offset(record.id).catch(() => 0) : record.size;
     const { id, imageId, state, size, attempts, nextAttemptAt, glance, error, createdAt, updatedAt } = record;
     const pushed = this.deps.pusher.livePushed(id) ?? record.pushed;
-    return { id, imageId, state, size, offset, pushed, attempts, nextAttemptAt, glance, error, createdAt, updatedAt };
+    const unattended = this.deps.trusts.describe(record);
+    return { id, imageId, state, size, offset, pushed, attempts, nextAttemptAt, glance, error, ...unattended, createdAt, updatedAt };
   }
 
-  /** Forget an upload whose data is gone (terminated, expired, refused), and an image the gateway made for it. */
+  /** Forget an upload whose data is gone (terminated, expired, refused), an image the gateway made for it, and its trust. */
   async forget(uploadId: string): Promise<void> {
     const record = await this.deps.store.get(uploadId);
-    const token = await this.deps.tokens.tokenFor(uploadId);
+    // The client's token, or the trust's while it lasts: the created image goes before the trust does.
+    const token = (await this.deps.tokens.tokenFor(uploadId)) ?? (await this.deps.trusts.token(uploadId).catch(() => undefined));
     await this.deps.pusher.cancel(uploadId);
     await this.deps.tokens.forget(uploadId);
     this.deps.reservations.release(uploadId);
     this.deps.guard.forget(uploadId);
     await this.deps.store.delete(uploadId);
-    if (record?.createdImage && record.state !== 'active') void this.#deleteCreatedImage(record, token);
+    void (async () => {
+      if (record?.createdImage && record.state !== 'active') await this.#deleteCreatedImage(record, token);
+      await this.deps.trusts.revoke(record);
+    })();
   }
 
   /**
@@ -231,6 +242,7 @@ export class Uploads {
       await this.#remove(record.id);
       removed++;
     }
+    await this.#reconcileTrusts();
     return removed;
   }
 
@@ -254,7 +266,12 @@ export class Uploads {
         );
       }
     }
+    await this.#reconcileTrusts();
     await this.deps.pusher.recover();
+  }
+
+  async #reconcileTrusts(): Promise<void> {
+    await this.deps.trusts.reconcile().catch((err: unknown) => this.deps.logger.warn({ err }, 'trusts not reconciled now; the next sweep tries again'));
   }
 }
 

@@ -22,6 +22,7 @@ export class Metrics {
   readonly #received: Counter;
   readonly #pushes: Counter<'outcome' | 'reason'>;
   readonly #pushed: Counter;
+  readonly #withoutTrust: Counter<'reason'>;
   readonly #duration: Histogram;
 
   constructor(sources: MetricsSources) {
@@ -42,6 +43,12 @@ export class Metrics {
       registers,
     });
     this.#pushed = new Counter({ name: 'gateway_bytes_pushed_total', help: 'Bytes sent to Glance', registers });
+    this.#withoutTrust = new Counter({
+      name: 'gateway_uploads_without_trust_total',
+      help: 'Uploads whose push needs the client: no service user (disabled), or Keystone refused a trust (refused)',
+      labelNames: ['reason'],
+      registers,
+    });
     this.#duration = new Histogram({
       name: 'gateway_push_duration_seconds',
       help: 'From the push start to the image active',
@@ -65,6 +72,10 @@ export class Metrics {
       },
     });
     sources.events.subscribe('*', (event) => this.#observe(event));
+  }
+
+  uploadWithoutTrust(reason: 'disabled' | 'refused'): void {
+    this.#withoutTrust.inc({ reason });
   }
 
   bytesReceived(bytes: number): void {

@@ -43,6 +43,12 @@ export interface Lease {
   until: string;
 }
 
+/**
+ * The Keystone trust that lets a push go on without its client: the id alone (useless without the
+ * service user's password), or why the upload has none and needs its client's token.
+ */
+export type UploadTrust = { id: string } | { none: string };
+
 /** What the gateway persists about one upload. Never holds a token. */
 export interface UploadRecord {
   id: string;
@@ -67,6 +73,8 @@ export interface UploadRecord {
   hash: ContentHash | null;
   /** Set only in `pushing` and `verifying`; the store takes, renews and drops it. */
   lease: Lease | null;
+  /** null until a trust was asked for (or after it was deleted); absent in records older than trusts. */
+  trust?: UploadTrust | null;
   createdAt: string;
   updatedAt: string;
 }
@@ -85,6 +93,7 @@ export function newRecord(
     error: null,
     hash: null,
     lease: null,
+    trust: null,
     createdAt: now,
     updatedAt: now,
   };

@@ -10,6 +10,8 @@ import { MemoryTokenSource } from '../../src/state/token-source.js';
 import { UploadEvents } from '../../src/state/upload-events.js';
 import { newRecord } from '../../src/state/upload-record.js';
 import { LocalPushQueue } from '../../src/transfer/push-queue.js';
+import { PushTokens } from '../../src/transfer/push-tokens.js';
+import { Trusts } from '../../src/transfer/trusts.js';
 import { createLogger } from '../../src/logger.js';
 import { register, sleep, until } from './contract.js';
 import { fileStateStores } from './file-state-stores.js';
@@ -25,6 +27,11 @@ register('FileStateStore', stateStoreSuite, stores.make);
 register('LocalPushQueue', pushQueueSuite, (concurrency, worker) => new LocalPushQueue(concurrency, worker));
 register('MemoryLocker', lockerSuite, () => new MemoryLocker());
 register('MemoryTokenSource', tokenSourceSuite, () => new MemoryTokenSource());
+// The push's tokens over uploads without a trust: the client tokens' contract holds unchanged.
+const noRecords = { get: async () => undefined, update: async () => assert.fail('nothing to update'), list: async () => [] };
+const noTrusts = () =>
+  new Trusts({ keystone: undefined, identify: async () => assert.fail('no trust is asked for'), store: noRecords, logger: createLogger('silent'), withoutTrust: () => undefined, uploadExpiryMs: 0 });
+register('PushTokens', tokenSourceSuite, () => new PushTokens(new MemoryTokenSource(), noTrusts()));
 
 test('FileStateStore: reopened, it has every record, written atomically, and no lease (only a stopped process held one)', async () => {
   const dir = await stores.dir();

@@ -19,6 +19,16 @@ export const tokenSourceSuite: Suite<TokenSourceFactory> = {
       await tokens.remember(id, 'token-2');
       assert.equal(await tokens.tokenFor(id), 'token-2');
     },
+    'a token about to expire is not given; has() says what tokenFor would': async (make) => {
+      const tokens = make();
+      const id = uid('upload');
+      assert.equal(await tokens.has(id), false);
+      await tokens.remember(id, 'token-1', Date.now() + 3_600_000);
+      assert.equal(await tokens.has(id), true);
+      await tokens.remember(id, 'token-2', Date.now() + 1_000);
+      assert.equal(await tokens.tokenFor(id), undefined);
+      assert.equal(await tokens.has(id), false);
+    },
     'tokens are per upload': async (make) => {
       const tokens = make();
       const [a, b] = [uid('a'), uid('b')];

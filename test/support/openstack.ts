@@ -14,7 +14,9 @@ export type StackEnv = Record<
   | 'OS_PROJECT_NAME'
   | 'ALT_USERNAME'
   | 'ALT_PASSWORD'
-  | 'ALT_PROJECT_NAME',
+  | 'ALT_PROJECT_NAME'
+  | 'SERVICE_USERNAME'
+  | 'SERVICE_PASSWORD',
   string
 >;
 
@@ -45,6 +47,7 @@ export async function ensureStack(): Promise<{ env: StackEnv; stop(): Promise<vo
 export interface Scoped {
   token: string;
   projectId: string;
+  userId: string;
 }
 
 export async function issueToken(env: StackEnv, user: string, password: string, project: string): Promise<Scoped> {
@@ -59,8 +62,66 @@ export async function issueToken(env: StackEnv, user: string, password: string, 
     }),
   });
   if (res.status !== 201) throw new Error(`Keystone refused ${user}: ${res.status} ${await res.text()}`);
-  const body = (await res.json()) as { token: { project: { id: string } } };
-  return { token: res.headers.get('x-subject-token')!, projectId: body.token.project.id };
+  const body = (await res.json()) as { token: { project: { id: string }; user: { id: string } } };
+  return { token: res.headers.get('x-subject-token')!, projectId: body.token.project.id, userId: body.token.user.id };
+}
+
+async function keystone(env: StackEnv, method: string, path: string, token: string | undefined, body?: object): Promise<Response> {
+  return fetch(`${env.OS_AUTH_URL}${path}`, {
+    method,
+    headers: { 'content-type': 'application/json', ...(token ? { 'x-auth-token': token } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+}
+
+/** A token of the demo user obtained from a new application credential (Keystone refuses trusts for those). */
+export async function applicationCredentialToken(env: StackEnv, user: Scoped): Promise<Scoped> {
+  const name = `gw-test-${Date.now()}-${Math.random().toString(16).slice(2)}`;
+  const made = await keystone(env, 'POST', `/users/${user.userId}/application_credentials`, user.token, {
+    // The member role only: what an uploader needs, whatever else Keystone lists in the token.
+    application_credential: { name, roles: [{ name: 'member' }] },
+  });
+  if (made.status !== 201) throw new Error(`Keystone refused the application credential: ${made.status} ${await made.text()}`);
+  const { id, secret } = ((await made.json()) as { application_credential: { id: string; secret: string } }).application_credential;
+  const res = await keystone(env, 'POST', '/auth/tokens', undefined, {
+    auth: { identity: { methods: ['application_credential'], application_credential: { id, secret } } },
+  });
+  if (res.status !== 201) throw new Error(`Keystone refused the application credential token: ${res.status}`);
+  return { token: res.headers.get('x-subject-token')!, projectId: user.projectId, userId: user.userId };
+}
+
+/** The service user's unscoped token and id. */
+async function serviceUser(env: StackEnv): Promise<{ token: string; id: string }> {
+  const res = await keystone(env, 'POST', '/auth/tokens', undefined, {
+    auth: { identity: { methods: ['password'], password: { user: { name: env.SERVICE_USERNAME, domain: { name: 'Default' }, password: env.SERVICE_PASSWORD } } } },
+  });
+  if (res.status !== 201) throw new Error(`Keystone refused the service user: ${res.status}`);
+  const body = (await res.json()) as { token: { user: { id: string } } };
+  return { token: res.headers.get('x-subject-token')!, id: body.token.user.id };
+}
+
+/** The ids of every trust whose trustee is the gateway's service user. */
+export async function serviceTrusts(env: StackEnv): Promise<string[]> {
+  const svc = await serviceUser(env);
+  const res = await keystone(env, 'GET', `/OS-TRUST/trusts?trustee_user_id=${svc.id}`, svc.token);
+  if (res.status !== 200) throw new Error(`Keystone answered ${res.status} for the trusts`);
+  return ((await res.json()) as { trusts: { id: string }[] }).trusts.map((t) => t.id);
+}
+
+/** A trust from `user` to the service user, made without the gateway: what a crash between its two steps leaves. */
+export async function createTrust(env: StackEnv, user: Scoped, expiresAt: Date): Promise<string> {
+  const svc = await serviceUser(env);
+  const trust = {
+    trustor_user_id: user.userId,
+    trustee_user_id: svc.id,
+    project_id: user.projectId,
+    roles: [{ name: 'member' }],
+    impersonation: true,
+    expires_at: expiresAt.toISOString(),
+  };
+  const res = await keystone(env, 'POST', '/OS-TRUST/trusts', user.token, { trust });
+  if (res.status !== 201) throw new Error(`Keystone refused the trust: ${res.status} ${await res.text()}`);
+  return ((await res.json()) as { trust: { id: string } }).trust.id;
 }
 
 export async function revokeToken(env: StackEnv, token: string): Promise<void> {

@@ -41,7 +41,7 @@ import { detectFormat, HEAD_BYTES, TAIL_BYTES } from './content/detect.js';
   function describeBody(status, text) {
     try {
       const { error } = JSON.parse(text);
-      if (error && error.message) return `${error.code ?? status}: ${error.message}`;
+      if (error?.message) return `${error.code ?? status}: ${error.message}`;
     } catch {
       /* not JSON */
     }
@@ -223,6 +223,9 @@ import { detectFormat, HEAD_BYTES, TAIL_BYTES } from './content/detect.js';
     if (s.state === 'retrying' && s.nextAttemptAt) text += `, retry at ${new Date(s.nextAttemptAt).toLocaleTimeString()}`;
     if (s.state === 'awaiting_token') text += ', waiting for a fresh token: enter one and press Push again';
     setText('push-text', text);
+    if (!done) {
+      setText('unattended', s.unattended ? 'yes: the push finishes even if this page is closed' : `no: keep this page open until the image is active (${s.unattendedReason})`);
+    }
     const g = s.glance;
     if (g?.os_hash_value) setText('digest', `${g.os_hash_algo} ${g.os_hash_value}`);
     else if (g?.checksum) setText('digest', `md5 ${g.checksum}`);
