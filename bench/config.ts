@@ -6,7 +6,7 @@ export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '
 export const MiB = 1024 * 1024;
 export const GiB = 1024 * MiB;
 
-export const ALL_ROWS = ['ingest', 'chunks', 'push', 'active', 'memory', 'concurrency'] as const;
+export const ALL_ROWS = ['ingest', 'chunks', 'push', 'active', 'memory', 'concurrency', 'redis'] as const;
 export type RowName = (typeof ALL_ROWS)[number];
 
 export interface BenchConfig {

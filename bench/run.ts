@@ -1,5 +1,5 @@
 // `npm run bench`: the gateway against its references, one table on stdout, JSON in bench/results/.
-// Knobs: SIZE (2GiB), BIG (8GiB), RUNS (3), ROWS (ingest,chunks,push,active,memory,concurrency),
+// Knobs: SIZE (2GiB), BIG (8GiB), RUNS (3), ROWS (ingest,chunks,push,active,memory,concurrency,redis),
 // CLIENTS (16), CLIENT_SIZE (256MiB), CHUNK (16MiB), BENCH_TMP (bench/tmp).
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -15,6 +15,7 @@ import { line, renderTable, writeResults, type Row } from './report.js';
 import { chunksRow } from './rows/chunks.js';
 import { concurrencyRow } from './rows/concurrency.js';
 import { memoryRow } from './rows/memory.js';
+import { redisRow } from './rows/redis.js';
 import { singlePatchRows } from './rows/single.js';
 import { killAll } from './servers/spawn.js';
 
@@ -25,6 +26,7 @@ const TITLES: Record<RowName, string> = {
   active: '4 time to active',
   memory: '5 memory',
   concurrency: '6 concurrency',
+  redis: '7 Redis mode',
 };
 
 /** Sizes of the test files the chosen rows need. */
@@ -101,6 +103,7 @@ async function main(): Promise<void> {
       [['chunks'], async () => [await chunksRow(ctx)]],
       [['memory'], async () => [await memoryRow(ctx)]],
       [['concurrency'], async () => [await concurrencyRow(ctx)]],
+      [['redis'], async () => [await redisRow(ctx)]],
     ];
     for (const [keys, step] of steps) {
       const mine = keys.filter((k) => want.has(k));

@@ -18,6 +18,7 @@ const schema = z.object({
   OS_AUTH_URL: z.preprocess(blankIsUnset, url.optional()),
   OS_INTERFACE: z.enum(['public', 'internal', 'admin']).default('public'),
   OS_REGION_NAME: z.preprocess(blankIsUnset, z.string().optional()),
+  REDIS_URL: z.preprocess(blankIsUnset, z.url({ protocol: /^rediss?$/ }).optional()),
   SERVICE_USERNAME: z.preprocess(blankIsUnset, z.string().optional()),
   SERVICE_PASSWORD: z.preprocess(blankIsUnset, z.string().optional()),
   SERVICE_PASSWORD_FILE: z.preprocess(blankIsUnset, z.string().optional()),
@@ -57,6 +58,8 @@ export interface Config {
   glanceUrl: string | undefined;
   /** Keystone v3: every token is validated there, to learn the project it acts for. */
   keystone: { authUrl: string; interface: 'public' | 'internal' | 'admin'; region: string | undefined };
+  /** Shared state for several instances (records, locks, the push queue, events); unset: all local. */
+  redisUrl: string | undefined;
   /** The gateway's own Keystone user, trustee of the uploads' trusts; unset: pushes need the client's token. */
   service: { name: string; domainName: string; password: Secret } | undefined;
   maxUploadSize: number;
@@ -91,7 +94,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     const name = String(issue.path[0] ?? 'environment');
-    const shown = name.includes('PASSWORD') ? '[redacted]' : JSON.stringify(env[name] ?? '');
+    const shown = name.includes('PASSWORD') || name === 'REDIS_URL' ? '[redacted]' : JSON.stringify(env[name] ?? '');
     throw new ConfigError(`invalid ${name}=${shown}: ${issue.message}`);
   }
   const e = parsed.data;
@@ -103,6 +106,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     glanceUrl: useCatalog ? undefined : (e.GLANCE_URL ?? DEFAULT_GLANCE_URL),
     keystone: { authUrl: e.OS_AUTH_URL ?? DEFAULT_AUTH_URL, interface: e.OS_INTERFACE, region: e.OS_REGION_NAME },
     service: serviceUser(e),
+    redisUrl: e.REDIS_URL,
     maxUploadSize: e.MAX_UPLOAD_SIZE,
     limits: {
       uploadsPerProject: e.PROJECT_MAX_UNFINISHED_UPLOADS,

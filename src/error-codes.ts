@@ -63,6 +63,11 @@ export const ERROR_CODES = {
     push: true,
     meaning: 'Glance or Keystone did not answer, or answered 5xx, or no image endpoint is in the catalog; in a push: a network error, retried (`failed` past `PUSH_MAX_ATTEMPTS`)',
   },
+  state_unavailable: {
+    status: 503,
+    push: false,
+    meaning: 'the shared state (Redis) cannot be reached: the request changed nothing, and nothing stored is lost; try again',
+  },
   push_not_restartable: {
     status: 409,
     push: false,

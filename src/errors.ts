@@ -56,6 +56,10 @@ export class GlanceRefusedError extends GatewayError {
 export class GlanceUnreachableError extends GatewayError {
   readonly code = 'glance_unreachable';
 }
+/** Redis (upload records, locks, the push queue) does not answer. */
+export class StateUnavailableError extends GatewayError {
+  readonly code = 'state_unavailable';
+}
 /** tus protocol refusals the gateway answers itself, as tusd does. */
 export class TusVersionError extends GatewayError {
   readonly code = 'tus_version';

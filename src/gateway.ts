@@ -16,7 +16,7 @@ import { Uploads } from './ingest/uploads.js';
 import type { Logger } from './logger.js';
 import { Metrics } from './observability/metrics.js';
 import { newInstanceId } from './state/lease.js';
-import { UploadEvents } from './state/upload-events.js';
+import type { UploadEvents } from './state/upload-events.js';
 import { PushTokens } from './transfer/push-tokens.js';
 import { Pusher } from './transfer/pusher.js';
 import { Trusts } from './transfer/trusts.js';
@@ -33,12 +33,13 @@ export interface Gateway {
 }
 
 const EXPIRY_SWEEP_MS = 60 * 60_000;
+const ADOPT_EVERY_MS = 15_000;
 
 /** Wire the layers: HTTP -> ingest (tus) -> transfer (push) -> Glance client. */
 export async function createGateway(config: Config, logger: Logger): Promise<Gateway> {
-  const events = new UploadEvents();
-  const backends = await createBackends(config, { events });
-  const { data, state: store, tokens } = backends;
+  const instanceId = newInstanceId(); // this process, as the owner of push leases and the origin of its events
+  const backends = await createBackends(config, { instanceId, logger });
+  const { data, state: store, tokens, events } = backends;
   const glance = new GlanceClient();
   const keystone = new Keystone(config.keystone.authUrl);
   const endpoints: EndpointResolver = config.glanceUrl
@@ -69,7 +70,6 @@ export async function createGateway(config: Config, logger: Logger): Promise<Gat
     withoutTrust: (reason) => metrics.uploadWithoutTrust(reason),
     uploadExpiryMs: config.uploadExpiryMs,
   });
-  const instanceId = newInstanceId(); // this process, as the owner of push leases
   const pusher = new Pusher(
     {
       store,
@@ -105,6 +105,7 @@ export async function createGateway(config: Config, logger: Logger): Promise<Gat
 
   const health = {
     storage: backends.checkStorage,
+    state: backends.checkState,
     // Every request needs Keystone; in catalog mode there is no fixed Glance to ask besides.
     glance: async () => {
       await glance.ping(config.keystone.authUrl);
@@ -140,6 +141,10 @@ export async function createGateway(config: Config, logger: Logger): Promise<Gat
           uploads.sweep(config.uploadExpiryMs).catch((err: unknown) => logger.error({ err }, 'expiry sweep failed'));
         }, Math.min(EXPIRY_SWEEP_MS, config.uploadExpiryMs)).unref()
       : undefined;
+  // A push whose instance died (its lease lapsed) is taken over by whichever instance looks first.
+  const adoption = setInterval(() => {
+    pusher.recovery.adopt().catch((err: unknown) => logger.warn({ err }, 'looking for pushes nobody runs failed'));
+  }, ADOPT_EVERY_MS).unref();
 
   return {
     server,
@@ -156,6 +161,7 @@ export async function createGateway(config: Config, logger: Logger): Promise<Gat
       }),
     close: async () => {
       clearInterval(sweep);
+      clearInterval(adoption);
       reservations.close();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       events.shutdown(); // event streams end now rather than hold the grace period
@@ -166,6 +172,7 @@ export async function createGateway(config: Config, logger: Logger): Promise<Gat
       clearTimeout(grace);
       await trusts.idle();
       await Promise.all([glance.close(), keystone.close(), trusts.close()]);
+      await backends.close();
     },
   };
 }

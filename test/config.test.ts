@@ -50,6 +50,7 @@ for (const [name, value] of [
   ['PUSH_STREAM_MIN_RATE', '1MiB'],
   ['LOG_LEVEL', 'loud'],
   ['OS_INTERFACE', 'private'],
+  ['REDIS_URL', 'http://redis:6379'],
 ] as const) {
   test(`${name}=${value} is refused, naming the variable`, () => {
     assert.throws(() => loadConfig({ [name]: value }), (err: Error) => err instanceof ConfigError && err.message.startsWith(`invalid ${name}=`));

@@ -93,6 +93,7 @@ named(
   z.strictObject({
     status: z.enum(['ok', 'unavailable']),
     storage: described(z.string(), '`ok`, or why storage is not writable.'),
+    state: described(z.string(), '`ok`, or why the shared state (Redis) does not answer; always `ok` with local state.'),
     glance: described(z.string(), '`ok`, or why Glance (or Keystone) does not answer.'),
   }),
   'Readiness',

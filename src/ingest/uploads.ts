@@ -187,7 +187,7 @@ export class Uploads {
   async view(record: UploadRecord): Promise<UploadStatus> {
     const offset = record.state === 'receiving' ? await this.deps.files.offset(record.id).catch(() => 0) : record.size;
     const { id, imageId, state, size, attempts, nextAttemptAt, glance, error, createdAt, updatedAt } = record;
-    const pushed = this.deps.pusher.livePushed(id) ?? record.pushed;
+    const pushed = this.deps.pusher.livePushed(id) ?? this.deps.events.pushed(id) ?? record.pushed;
     const unattended = this.deps.trusts.describe(record);
     return { id, imageId, state, size, offset, pushed, attempts, nextAttemptAt, glance, error, ...unattended, createdAt, updatedAt };
   }
@@ -267,7 +267,7 @@ export class Uploads {
       }
     }
     await this.#reconcileTrusts();
-    await this.deps.pusher.recover();
+    await this.deps.pusher.recovery.recover();
   }
 
   async #reconcileTrusts(): Promise<void> {

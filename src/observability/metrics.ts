@@ -83,6 +83,7 @@ export class Metrics {
   }
 
   #observe(event: UploadEvent): void {
+    if (event.kind !== 'shutdown' && event.remote) return; // metrics are per instance: another counts its own
     if (event.kind === 'removed') {
       if (this.#last.get(event.id)?.state === 'receiving') this.#terminated.inc();
       this.#last.delete(event.id);

@@ -2,9 +2,9 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import writeFileAtomic from 'write-file-atomic';
 import { NotFoundError, UploadExistsError } from '../errors.js';
-import { LEASE_MS, liveHolder } from './lease.js';
-import { assertPlainPatch, type RecordPatch, type Transition, type UploadStateStore } from './state-store.js';
-import { assertAllowed, LEASED_STATES, StateConflictError } from './transitions.js';
+import { LEASE_MS } from './lease.js';
+import { checkTransition, holdsImage, renewed, transitioned, updated } from './record-changes.js';
+import type { RecordPatch, Transition, UploadStateStore } from './state-store.js';
 import type { UploadEvents } from './upload-events.js';
 import type { UploadRecord } from './upload-record.js';
 
@@ -45,8 +45,7 @@ export class FileStateStore implements UploadStateStore {
   async create(record: UploadRecord): Promise<void> {
     // Check and claim in one synchronous step: the event loop makes it atomic for this process.
     for (const other of this.#records.values()) {
-      // A failed upload still holds its bytes and can be pushed again: it counts until removed.
-      if (other.imageId === record.imageId && other.state !== 'active') {
+      if (other.imageId === record.imageId && holdsImage(other)) {
         throw new UploadExistsError(`image ${record.imageId} already has an upload in progress`);
       }
     }
@@ -65,32 +64,20 @@ export class FileStateStore implements UploadStateStore {
   }
 
   async transition(id: string, change: Transition): Promise<UploadRecord> {
-    const from = typeof change.from === 'string' ? [change.from] : change.from;
-    assertAllowed(from, change.to);
-    assertPlainPatch(change.patch ?? {});
-    const leased = LEASED_STATES.includes(change.to);
-    if (leased && !change.owner) throw new TypeError(`a move to ${change.to} needs an owner`);
+    checkTransition(change);
     const current = this.#current(id);
-    if (!from.includes(current.state)) throw new StateConflictError(id, current.state);
-    const holder = liveHolder(current.lease);
-    if (holder !== undefined && holder !== change.owner) throw new StateConflictError(id, current.state, holder);
-    const lease = leased ? { owner: change.owner!, until: this.#leaseUntil() } : null;
-    return this.#commit(current, { ...current, ...change.patch, state: change.to, lease, updatedAt: new Date().toISOString() });
+    return this.#commit(current, transitioned(current, change, this.#leaseMs));
   }
 
   async renewLease(id: string, owner: string): Promise<UploadRecord> {
     const current = this.#current(id);
-    if (!LEASED_STATES.includes(current.state) || current.lease?.owner !== owner) {
-      throw new StateConflictError(id, current.state, current.lease?.owner);
-    }
     // Not news for anyone watching: the record changes for the store alone.
-    return this.#commit(current, { ...current, lease: { owner, until: this.#leaseUntil() } }, false);
+    return this.#commit(current, renewed(current, owner, this.#leaseMs), false);
   }
 
   async update(id: string, patch: RecordPatch): Promise<UploadRecord> {
-    assertPlainPatch(patch);
     const current = this.#current(id);
-    return this.#commit(current, { ...current, ...patch, updatedAt: new Date().toISOString() });
+    return this.#commit(current, updated(current, patch));
   }
 
   async delete(id: string): Promise<void> {
@@ -121,10 +108,6 @@ export class FileStateStore implements UploadStateStore {
     if (!this.#records.has(next.id)) await fs.rm(this.#file(next.id), { force: true }); // deleted meanwhile
     if (publish) this.events.publish({ kind: 'state', record: next });
     return next;
-  }
-
-  #leaseUntil(): string {
-    return new Date(Date.now() + this.#leaseMs).toISOString();
   }
 
   #file(id: string): string {

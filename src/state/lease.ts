@@ -6,8 +6,8 @@ import { StateConflictError } from './transitions.js';
 import type { Lease, UploadRecord } from './upload-record.js';
 
 /** How long a push lease lasts unless renewed, and how often a running push renews it. */
-export const LEASE_MS = 60_000;
-export const LEASE_RENEW_MS = 20_000;
+export const LEASE_MS = 30_000;
+export const LEASE_RENEW_MS = 10_000;
 
 /** This process's name as a lease owner: new at every start, so no lease outlives its process by more than LEASE_MS. */
 export function newInstanceId(): string {

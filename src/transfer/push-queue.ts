@@ -18,7 +18,11 @@ export interface PushQueue {
   close(): Promise<void>;
 }
 
-export type PushWorker = (uploadId: string) => Promise<void>;
+/** Runs one push; `lost` aborts when the queue no longer holds the entry for this instance (another may run it). */
+export type PushWorker = (uploadId: string, lost: AbortSignal) => Promise<void>;
+
+/** The signal of an entry only this process runs: never lost. */
+const KEPT = new AbortController().signal;
 
 export class LocalPushQueue implements PushQueue {
   readonly #waiting = new Set<string>();
@@ -97,7 +101,7 @@ export class LocalPushQueue implements PushQueue {
       this.#waiting.delete(id);
       this.#running.add(id);
       // The worker owns its errors; the catch only guards the slot accounting.
-      void new Promise<void>((resolve) => resolve(this.worker(id)))
+      void new Promise<void>((resolve) => resolve(this.worker(id, KEPT)))
         .catch(() => undefined)
         .finally(() => {
           this.#running.delete(id);

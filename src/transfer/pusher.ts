@@ -8,9 +8,10 @@ import type { RecordPatch, UploadStateStore } from '../state/state-store.js';
 import type { TokenSource } from '../state/token-source.js';
 import { LEASED_STATES, movedOn, unlessMovedOn, type StateConflictError } from '../state/transitions.js';
 import type { UploadEvents } from '../state/upload-events.js';
-import { UNFINISHED_PUSH_STATES, type UploadRecord, type UploadState } from '../state/upload-record.js';
+import type { UploadRecord, UploadState } from '../state/upload-record.js';
 import { Digests } from './digests.js';
 import { OutcomeRecorder } from './outcome-recorder.js';
+import { PushRecovery } from './push-recovery.js';
 import { type Attempt, type AttemptDeps, pushAttempt } from './push-attempt.js';
 import type { RetryPolicy } from './push-outcome.js';
 import { LocalPushQueue, type PushQueue, type PushWorker } from './push-queue.js';
@@ -59,6 +60,8 @@ export class Pusher {
   readonly #digests: Digests;
   readonly #attemptDeps: AttemptDeps;
   readonly #outcomes: OutcomeRecorder;
+  /** Pushes nobody runs any more: at a start, and a stopped instance's. */
+  readonly recovery: PushRecovery;
   readonly #inflight = new Map<string, { abort(): void }>();
   /** Pushes whose outcome could not be recorded: their next run starts them again. */
   readonly #stuck = new Set<string>();
@@ -72,21 +75,23 @@ export class Pusher {
     private readonly deps: PusherDeps,
     private readonly policy: PushPolicy,
   ) {
-    const worker = (id: string) => this.#run(id);
+    const worker = (id: string, lost: AbortSignal) => this.#run(id, lost);
     this.#queue = deps.queue ? deps.queue(worker) : new LocalPushQueue(policy.concurrency, worker);
     this.#leases = new LeaseKeeper(deps.store, deps.instanceId ?? newInstanceId(), deps.logger);
     this.#digests = new Digests(deps.files, deps.store);
     this.#progress = new PushProgress(deps.events);
-    this.#outcomes = new OutcomeRecorder(
-      {
-        ...deps,
-        digests: this.#digests,
-        move: (id, to, patch) => this.#move(id, LEASED_STATES, to, patch),
-        requeue: (id, delayMs) => this.#queue.add(id, { delayMs }),
-        unrecorded: (id) => this.#stuck.add(id),
-      },
-      policy,
-    );
+    const requeue = (id: string, delayMs?: number) => this.#queue.add(id, { delayMs });
+    const outcomeDeps = { ...deps, digests: this.#digests, requeue, unrecorded: (id: string) => this.#stuck.add(id) };
+    this.#outcomes = new OutcomeRecorder({ ...outcomeDeps, move: (id, to, patch) => this.#move(id, LEASED_STATES, to, patch) }, policy);
+    this.recovery = new PushRecovery({
+      store: deps.store,
+      tokens: deps.tokens,
+      logger: deps.logger,
+      owner: this.#leases.owner,
+      running: (id) => this.#inflight.has(id),
+      move: (id, from, to, patch) => this.#move(id, from, to, patch),
+      queue: requeue,
+    });
     this.#attemptDeps = { glance: deps.glance, digests: this.#digests, store: deps.store, recheck: deps.recheck };
   }
 
@@ -149,23 +154,6 @@ export class Pusher {
     await this.#queue.remove(uploadId);
   }
 
-  /**
-   * After a start no client token is held: every unfinished push goes on with its trust, or waits
-   * for its client's next request (a push another instance holds refuses the move).
-   */
-  async recover(): Promise<void> {
-    for (const { id, state } of await this.deps.store.list()) {
-      if (!UNFINISHED_PUSH_STATES.includes(state)) continue;
-      const to = (await this.deps.tokens.has(id)) ? 'queued' : 'awaiting_token';
-      try {
-        if (state !== 'queued' || to !== 'queued') await this.#move(id, state, to, { nextAttemptAt: null });
-        if (to === 'queued') await this.#queue.add(id);
-      } catch (err) {
-        unlessMovedOn(this.deps.logger.child({ uploadId: id }))(err);
-      }
-    }
-  }
-
   /** Shutdown: abort running pushes and leave their state for the next start. */
   async close(): Promise<void> {
     const closing = this.#queue.close();
@@ -187,10 +175,14 @@ export class Pusher {
     return this.deps.store.transition(uploadId, { from, to, patch, owner: this.#leases.owner });
   }
 
-  /** The queue's worker: a streaming push while the upload arrives, else a first push or a due retry. */
-  async #run(uploadId: string): Promise<void> {
-    const current = await this.deps.store.get(uploadId);
-    if (current?.state === 'receiving') return this.#stream(current);
+  /**
+   * The queue's worker: a streaming push while the upload arrives, else a first push, a due
+   * retry, or a push whose instance stopped renewing its lease (it died): taken over here.
+   */
+  async #run(uploadId: string, lost: AbortSignal): Promise<void> {
+    let current = await this.deps.store.get(uploadId);
+    if (current?.state === 'receiving') return this.#stream(current, lost);
+    if (current && LEASED_STATES.includes(current.state) && !this.#inflight.has(uploadId)) current = await this.recovery.takeOver(current);
     // A push whose outcome could not be recorded runs again from wherever it stopped.
     if (!current || !(this.#stuck.delete(uploadId) || ['queued', 'retrying'].includes(current.state))) return;
     const log = this.deps.logger.child({ uploadId, imageId: current.imageId, attempt: current.attempts + 1 });
@@ -210,6 +202,7 @@ export class Pusher {
     }
     const auth = { endpoint: record.glanceUrl, token };
     const controller = new AbortController();
+    lost.addEventListener('abort', () => controller.abort(), { once: true });
     this.#inflight.set(uploadId, controller);
     this.#leases.keep(uploadId, () => controller.abort());
     try {
@@ -235,11 +228,16 @@ export class Pusher {
   }
 
   /** While the upload arrives: push the bytes past the content check, following the file. */
-  async #stream(record: UploadRecord): Promise<void> {
+  async #stream(record: UploadRecord, lost: AbortSignal): Promise<void> {
     const token = await this.deps.tokens.tokenFor(record.id).catch(() => undefined);
     if (!this.policy.streaming.enabled || this.#noStream.has(record.id) || !token) return;
     const { stallMs, minRate } = this.policy.streaming;
     const stream = new StreamingPush(this.deps.files, record, { stallMs, minRate });
+    lost.addEventListener('abort', () => stream.abort(), { once: true });
+    // Completed through another instance: that one queues the stored push, this stream stops.
+    const unsubscribe = this.deps.events.subscribe(record.id, (event) => {
+      if (event.kind === 'state' && event.record.state !== 'receiving' && event.record.lease?.owner !== this.#leases.owner) stream.abort();
+    });
     this.#inflight.set(record.id, stream);
     this.#streaming.set(record.id, stream);
     const log = this.deps.logger.child({ uploadId: record.id, imageId: record.imageId, streaming: true });
@@ -260,6 +258,7 @@ export class Pusher {
       this.#streaming.delete(record.id);
       this.#inflight.delete(record.id);
       this.#progress.ended(record.id);
+      unsubscribe();
       stream.end();
     }
   }
