@@ -26,6 +26,8 @@ export interface Gateway {
   uploads: Uploads;
   pusher: Pusher;
   events: UploadEvents;
+  /** This process as the owner of push leases (records name it), new at every start. */
+  instanceId: string;
   /** Resolves once listening; `port` is then the real one (config port 0 picks a free one). */
   listen(): Promise<{ port: number }>;
   /** Stop taking requests, let running PATCHes finish for a grace period, abort pushes. */
@@ -62,15 +64,16 @@ export async function createGateway(config: Config, logger: Logger): Promise<Gat
   };
   const server = http.createServer();
   const metrics = new Metrics({ events, queueDepth: () => pusher.queueDepth(), server });
-  const trusts = new Trusts({
+  const trusts: Trusts = new Trusts({
     keystone: await serviceTrusts(config, logger),
     identify: (token) => identify(keystone, token),
     store,
     logger,
     withoutTrust: (reason) => metrics.uploadWithoutTrust(reason),
+    granted: (id: string): Promise<void> => pusher.tokenArrived(id),
     uploadExpiryMs: config.uploadExpiryMs,
   });
-  const pusher = new Pusher(
+  const pusher: Pusher = new Pusher(
     {
       store,
       tokens: new PushTokens(tokens, trusts),
@@ -151,6 +154,7 @@ export async function createGateway(config: Config, logger: Logger): Promise<Gat
     uploads,
     pusher,
     events,
+    instanceId,
     listen: () =>
       new Promise((resolve, reject) => {
         server.once('error', reject);

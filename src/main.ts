@@ -26,6 +26,7 @@ async function main(): Promise<void> {
     {
       address: `http://${config.host}:${port}`,
       storageDir: config.storageDir,
+      instance: gateway.instanceId,
       glance: config.glanceUrl ?? `from the token catalog of ${config.keystone?.authUrl}`,
     },
     `listening on ${config.host}:${port}; storage ${config.storageDir}; Glance ${config.glanceUrl ?? 'from the Keystone catalog'}`,

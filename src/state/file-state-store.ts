@@ -75,9 +75,9 @@ export class FileStateStore implements UploadStateStore {
     return this.#commit(current, renewed(current, owner, this.#leaseMs), false);
   }
 
-  async update(id: string, patch: RecordPatch): Promise<UploadRecord> {
+  async update(id: string, patch: RecordPatch, only?: (current: UploadRecord) => boolean): Promise<UploadRecord> {
     const current = this.#current(id);
-    return this.#commit(current, updated(current, patch));
+    return this.#commit(current, updated(current, patch, only));
   }
 
   async delete(id: string): Promise<void> {

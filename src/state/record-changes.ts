@@ -33,8 +33,9 @@ export function renewed(current: UploadRecord, owner: string, leaseMs: number, n
   return { ...current, lease: { owner, until: new Date(now + leaseMs).toISOString() } };
 }
 
-export function updated(current: UploadRecord, patch: RecordPatch, now = Date.now()): UploadRecord {
+export function updated(current: UploadRecord, patch: RecordPatch, only?: (current: UploadRecord) => boolean, now = Date.now()): UploadRecord {
   assertPlainPatch(patch);
+  if (only && !only(current)) throw new StateConflictError(current.id, current.state);
   return { ...current, ...patch, updatedAt: new Date(now).toISOString() };
 }
 

@@ -81,8 +81,8 @@ export class RedisStateStore implements UploadStateStore {
     return this.#change(id, (current) => renewed(current, owner, this.#leaseMs), false);
   }
 
-  update(id: string, patch: RecordPatch): Promise<UploadRecord> {
-    return this.#change(id, (current) => updated(current, patch));
+  update(id: string, patch: RecordPatch, only?: (current: UploadRecord) => boolean): Promise<UploadRecord> {
+    return this.#change(id, (current) => updated(current, patch, only));
   }
 
   async delete(id: string): Promise<void> {

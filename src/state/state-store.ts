@@ -34,8 +34,12 @@ export interface UploadStateStore {
   transition(id: string, change: Transition): Promise<UploadRecord>;
   /** Extend `owner`'s lease; throws StateConflictError if the lease is gone or another's. */
   renewLease(id: string, owner: string): Promise<UploadRecord>;
-  /** Apply a patch of non-state fields and return the new record; throws NotFoundError for an unknown id. */
-  update(id: string, patch: RecordPatch): Promise<UploadRecord>;
+  /**
+   * Apply a patch of non-state fields and return the new record; throws NotFoundError for an
+   * unknown id. With `only`, atomically: a record for which it is false is left as it is and
+   * StateConflictError thrown.
+   */
+  update(id: string, patch: RecordPatch, only?: (current: UploadRecord) => boolean): Promise<UploadRecord>;
   delete(id: string): Promise<void>;
   list(): Promise<UploadRecord[]>;
 }

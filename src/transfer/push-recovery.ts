@@ -57,11 +57,19 @@ export class PushRecovery {
     }
   }
 
-  /** Queue the pushes nobody runs: left by a stopped instance (lease lapsed), or queued with no queue entry. */
+  /**
+   * Queue the pushes nobody runs: left by a stopped instance (lease lapsed), queued with no queue
+   * entry, or waiting for a token although a trust has come since.
+   */
   async adopt(): Promise<void> {
     for (const record of await this.deps.store.list()) {
       const orphaned = LEASED_STATES.includes(record.state) && liveHolder(record.lease) === undefined && !this.deps.running(record.id);
       if (orphaned || record.state === 'queued') await this.deps.queue(record.id);
+      if (record.state !== 'awaiting_token' || !(await this.deps.tokens.has(record.id))) continue;
+      await this.deps
+        .move(record.id, 'awaiting_token', 'queued', { nextAttemptAt: null })
+        .then(() => this.deps.queue(record.id))
+        .catch(unlessMovedOn(this.deps.logger.child({ uploadId: record.id })));
     }
   }
 }

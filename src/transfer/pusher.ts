@@ -234,12 +234,14 @@ export class Pusher {
     const { stallMs, minRate } = this.policy.streaming;
     const stream = new StreamingPush(this.deps.files, record, { stallMs, minRate });
     lost.addEventListener('abort', () => stream.abort(), { once: true });
-    // Completed through another instance: that one queues the stored push, this stream stops.
+    // Completed through another instance (now, or before this stream was known): that one queues the stored push.
+    const elsewhere = (now: UploadRecord | undefined) => now?.state !== 'receiving' && now?.lease?.owner !== this.#leases.owner;
     const unsubscribe = this.deps.events.subscribe(record.id, (event) => {
-      if (event.kind === 'state' && event.record.state !== 'receiving' && event.record.lease?.owner !== this.#leases.owner) stream.abort();
+      if (event.kind === 'state' && elsewhere(event.record)) stream.abort();
     });
     this.#inflight.set(record.id, stream);
     this.#streaming.set(record.id, stream);
+    if (elsewhere(await this.deps.store.get(record.id).catch(() => record))) stream.abort();
     const log = this.deps.logger.child({ uploadId: record.id, imageId: record.imageId, streaming: true });
     const auth = { endpoint: record.glanceUrl, token };
     try {

@@ -1,7 +1,9 @@
+import { NotFoundError } from '../errors.js';
 import { GlanceHttpError } from '../glance/errors.js';
 import { type KeystoneTrusts, TrustRefusedError } from '../glance/trusts.js';
 import type { Logger } from '../logger.js';
 import type { UploadStateStore } from '../state/state-store.js';
+import { StateConflictError } from '../state/transitions.js';
 import type { UploadRecord } from '../state/upload-record.js';
 
 export interface TrustsDeps {
@@ -13,6 +15,8 @@ export interface TrustsDeps {
   logger: Logger;
   /** An upload goes on without a trust: no service user, or Keystone refused one. */
   withoutTrust(reason: 'disabled' | 'refused'): void;
+  /** The upload now has a trust: a push waiting for a token can go on. */
+  granted(uploadId: string): Promise<void>;
   /** How long an upload may live (0: for ever); its trust lasts that plus a day. */
   uploadExpiryMs: number;
 }
@@ -85,17 +89,21 @@ export class Trusts {
         if (!(err instanceof TrustRefusedError)) throw err;
         this.deps.withoutTrust('refused');
         this.deps.logger.info({ uploadId, reason: err.message }, 'Keystone refused a trust: the push needs its client');
-        await this.deps.store.update(uploadId, { trust: { none: `Keystone refused a trust: ${err.message}` } }).catch(() => undefined);
+        const none = `Keystone refused a trust: ${err.message}`;
+        await this.deps.store.update(uploadId, { trust: { none } }, (current) => !current.trust).catch(() => undefined);
         return;
       }
     }
     try {
-      await this.deps.store.update(uploadId, { trust: { id: trust.id } });
+      // Another instance may have granted one meanwhile: the first recorded stays, this one goes.
+      await this.deps.store.update(uploadId, { trust: { id: trust.id } }, (current) => !current.trust);
     } catch (err) {
-      await keystone.delete(trust.id).catch(() => undefined); // removed meanwhile: the sweep gets it otherwise
+      await keystone.delete(trust.id).catch(() => undefined); // the sweep gets it otherwise
+      if (err instanceof StateConflictError || err instanceof NotFoundError) return;
       throw err;
     }
     this.deps.logger.info({ uploadId, trustId: trust.id }, 'trust granted: the push can finish without its client');
+    await this.deps.granted(uploadId);
   }
 
   /** A token for the upload from its trust, or undefined if it has none (or it is gone). Throws when Keystone cannot be asked. */

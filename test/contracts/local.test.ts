@@ -30,7 +30,7 @@ register('MemoryTokenSource', tokenSourceSuite, () => new MemoryTokenSource());
 // The push's tokens over uploads without a trust: the client tokens' contract holds unchanged.
 const noRecords = { get: async () => undefined, update: async () => assert.fail('nothing to update'), list: async () => [] };
 const noTrusts = () =>
-  new Trusts({ keystone: undefined, identify: async () => assert.fail('no trust is asked for'), store: noRecords, logger: createLogger('silent'), withoutTrust: () => undefined, uploadExpiryMs: 0 });
+  new Trusts({ keystone: undefined, identify: async () => assert.fail('no trust is asked for'), store: noRecords, logger: createLogger('silent'), withoutTrust: () => undefined, granted: async () => undefined, uploadExpiryMs: 0 });
 register('PushTokens', tokenSourceSuite, () => new PushTokens(new MemoryTokenSource(), noTrusts()));
 
 test('FileStateStore: reopened, it has every record, written atomically, and no lease (only a stopped process held one)', async () => {

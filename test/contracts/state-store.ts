@@ -193,6 +193,16 @@ export const stateStoreSuite: Suite<StateStoreFactory> = {
       assert.equal(now?.pushed, 5);
       assert.equal(now?.diskFormat, 'qcow2');
     },
+    'a conditional update applies only while its condition holds: of several at once, one lands': async (make) => {
+      const store = await open(make);
+      const created = record();
+      await store.create(created);
+      const trusts = ['t1', 't2', 't3'];
+      const only = (current: UploadRecord) => !current.trust;
+      const won = await oneWins(trusts.map((id) => store.update(created.id, { trust: { id } }, only)));
+      assert.deepEqual((await store.get(created.id))?.trust, { id: trusts[won] });
+      await assert.rejects(store.update(created.id, { trust: { id: 't4' } }, only), StateConflictError);
+    },
     'update of an unknown upload is refused with NotFoundError': async (make) => {
       const store = await open(make);
       await assert.rejects(store.update(uid('unknown'), { pushed: 1 }), NotFoundError);
