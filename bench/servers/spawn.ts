@@ -87,7 +87,9 @@ export function spawnGateway(
 ): Promise<ServerProcess> {
   // LOG_LEVEL=info: the listening address is an info line.
   const { glanceUrl, authUrl } = openstack;
-  return spawnServer('gateway', ['dist/main.js'], { STORAGE_DIR: storageDir, GLANCE_URL: glanceUrl, OS_AUTH_URL: authUrl, LOG_LEVEL: 'info', ...env });
+  // MALLOC_ARENA_MAX as `npm start` sets it.
+  const base = { STORAGE_DIR: storageDir, GLANCE_URL: glanceUrl, OS_AUTH_URL: authUrl, LOG_LEVEL: 'info', MALLOC_ARENA_MAX: '2' };
+  return spawnServer('gateway', ['dist/main.js'], { ...base, ...env });
 }
 
 export function spawnSink(dir: string): Promise<ServerProcess> {
