@@ -65,8 +65,8 @@ export const ERROR_CODES = {
   },
   state_unavailable: {
     status: 503,
-    push: false,
-    meaning: 'the shared state (Redis) cannot be reached: the request changed nothing, and nothing stored is lost; try again',
+    push: true,
+    meaning: 'the shared state (Redis) cannot be reached: the request changed nothing, and nothing stored is lost; try again. In a push: a step could not be recorded, and the push is retried',
   },
   push_not_restartable: {
     status: 409,

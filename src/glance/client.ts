@@ -4,6 +4,7 @@ import { GlanceClientError, GlanceHttpError, GlanceNetworkError } from './errors
 import { redact } from './redact.js';
 import type { GlanceAuth, Image, NewImage } from './image.js';
 import { emptyOrThrow, jsonOrThrow } from './response.js';
+import { closeDispatcher } from './dispatcher.js';
 
 export interface GlanceClientOptions {
   /** How long Glance may take to answer once the whole image body is sent (it stores and hashes it first). */
@@ -95,7 +96,7 @@ export class GlanceClient {
   }
 
   close(): Promise<void> {
-    return this.#dispatcher.close();
+    return closeDispatcher(this.#dispatcher);
   }
 
   /** Everything that is not an HTTP answer (refused, reset, timeouts) becomes a GlanceNetworkError. */

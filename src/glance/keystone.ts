@@ -3,6 +3,7 @@ import { Agent, request, type Dispatcher } from 'undici';
 import { GlanceHttpError, GlanceNetworkError } from './errors.js';
 import { redact } from './redact.js';
 import { jsonOrThrow } from './response.js';
+import { closeDispatcher } from './dispatcher.js';
 
 export interface CatalogEntry {
   type: string;
@@ -106,7 +107,7 @@ export class Keystone {
   }
 
   close(): Promise<void> {
-    return this.#dispatcher.close();
+    return closeDispatcher(this.#dispatcher);
   }
 }
 

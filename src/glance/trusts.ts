@@ -1,8 +1,9 @@
 import { Agent, type Dispatcher, request } from 'undici';
 import type { Secret } from '../secret.js';
-import { GlanceHttpError, GlanceNetworkError } from './errors.js';
+import { GlanceClientError, GlanceHttpError, GlanceNetworkError } from './errors.js';
 import { redact } from './redact.js';
 import { emptyOrThrow, jsonOrThrow } from './response.js';
+import { closeDispatcher } from './dispatcher.js';
 
 /** The gateway's own Keystone user: the trustee of every trust. It needs no role. */
 export interface ServiceUser {
@@ -29,8 +30,8 @@ export interface Trust {
 /** Keystone refused to create a trust with this token (from an application credential or another trust, say). */
 export class TrustRefusedError extends GlanceHttpError {}
 
-/** Keystone refused the service user's own credentials. */
-export class ServiceCredentialsError extends GlanceHttpError {}
+/** Keystone refused the service user's own credentials: nothing about any one trust can be told. */
+export class ServiceCredentialsError extends GlanceClientError {}
 
 /** Renew a trust-scoped token this long before it expires. */
 const TOKEN_MARGIN_MS = 5 * 60_000;
@@ -58,7 +59,7 @@ export class KeystoneTrusts {
   async serviceUserId(): Promise<string> {
     if (this.#userId) return this.#userId;
     const { body } = await this.#authenticate(undefined).catch((err: unknown) => {
-      if (err instanceof GlanceHttpError && err.status === 401) throw new ServiceCredentialsError(401, err.message);
+      if (err instanceof GlanceHttpError && err.status === 401) throw new ServiceCredentialsError(err.message);
       throw err;
     });
     this.#userId = body.token.user.id;
@@ -87,10 +88,15 @@ export class KeystoneTrusts {
   async token(trustId: string): Promise<string> {
     const hit = this.#tokens.get(trustId);
     if (hit && hit.until > Date.now()) return hit.token;
-    const { token, body } = await this.#authenticate({ 'OS-TRUST:trust': { id: trustId } }).catch((err: unknown) => {
-      // Keystone says 404 for a trust it no longer has, 403 for one that cannot be used: both mean gone.
-      if (err instanceof GlanceHttpError && [401, 403, 404].includes(err.status)) throw new GlanceHttpError(401, 'the trust is no longer valid');
-      throw err;
+    const { token, body } = await this.#authenticate({ 'OS-TRUST:trust': { id: trustId } }).catch(async (err: unknown) => {
+      if (!(err instanceof GlanceHttpError && [401, 403, 404].includes(err.status))) throw err;
+      // Keystone says 404 for a trust it no longer has, 403 for one that cannot be used: both mean
+      // gone, unless it is the service user's own password that it refuses (rotated, locked).
+      await this.#authenticate(undefined).catch((own: unknown) => {
+        if (own instanceof GlanceHttpError && own.status === 401) throw new ServiceCredentialsError(own.message);
+        throw own;
+      });
+      throw new GlanceHttpError(401, 'the trust is no longer valid');
     });
     this.#tokens.set(trustId, { token, until: Date.parse(body.token.expires_at) - TOKEN_MARGIN_MS });
     return token;
@@ -128,7 +134,7 @@ export class KeystoneTrusts {
 
   close(): Promise<void> {
     this.#tokens.clear();
-    return this.#dispatcher.close();
+    return closeDispatcher(this.#dispatcher);
   }
 
   async #authenticate(scope: object | undefined): Promise<{ token: string; body: { token: { user: { id: string }; expires_at: string } } }> {

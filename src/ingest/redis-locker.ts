@@ -107,6 +107,8 @@ class RedisLock implements Lock {
   #token: string | undefined;
   #renewal: NodeJS.Timeout | undefined;
   #release: RequestRelease | undefined;
+  /** Until when the lock surely holds (its last renewal's expiry). */
+  #holds = 0;
 
   constructor(
     private readonly locker: RedisLocker,
@@ -129,6 +131,7 @@ class RedisLock implements Lock {
       await locker.wait(id, 100, signal);
     }
     this.#token = token;
+    this.#holds = Date.now() + locker.ttlMs;
     this.#release = requestRelease;
     locker.hold(id, requestRelease);
     this.#renewal = setInterval(() => void this.#renew(), Math.max(50, Math.floor(locker.ttlMs / 3)));
@@ -138,16 +141,21 @@ class RedisLock implements Lock {
   async unlock(): Promise<void> {
     const token = this.#stop();
     if (token === undefined) return;
-    await (this.locker.redis as unknown as { gwLockRelease(key: string, token: string): Promise<number> }).gwLockRelease(this.locker.key(this.id), token);
-    await this.locker.freed(this.id);
+    // Redis away: the lock expires on its own within its TTL.
+    const redis = this.locker.redis as unknown as { gwLockRelease(key: string, token: string): Promise<number> };
+    await redis.gwLockRelease(this.locker.key(this.id), token).catch(() => undefined);
+    await this.locker.freed(this.id).catch(() => undefined);
   }
 
   async #renew(): Promise<void> {
     const token = this.#token;
     if (token === undefined) return;
     const redis = this.locker.redis as unknown as { gwLockRenew(key: string, token: string, ttl: number): Promise<number> };
+    const asked = Date.now();
     const kept = await redis.gwLockRenew(this.locker.key(this.id), token, this.locker.ttlMs).catch(() => -1);
-    if (kept !== 0) return; // renewed, or Redis did not answer this time: the next renewal tries again
+    if (kept === 1) this.#holds = asked + this.locker.ttlMs;
+    // Redis did not answer: the next renewal tries again, unless the lock may lapse before it.
+    if (kept === 1 || (kept === -1 && Date.now() < this.#holds - this.locker.ttlMs / 3)) return;
     // Lost: expired while Redis was away, or taken. Stop writing now.
     const release = this.#release;
     this.#stop();

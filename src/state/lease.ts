@@ -42,13 +42,18 @@ export class LeaseKeeper {
 
   keep(uploadId: string, lost: () => void): void {
     this.stop(uploadId);
+    // Until when the lease surely holds: renewals that cannot reach the store must not outlast it.
+    let holds = Date.now() + LEASE_MS;
     const timer = setInterval(() => {
-      this.store.renewLease(uploadId, this.owner).catch((err: unknown) => {
+      this.store.renewLease(uploadId, this.owner).then((record) => {
+        holds = record.lease ? Date.parse(record.lease.until) : holds;
+      }, (err: unknown) => {
         if (this.#timers.get(uploadId) !== timer) return; // the push ended meanwhile
-        if (!(err instanceof StateConflictError || err instanceof NotFoundError)) {
+        const lapsing = Date.now() >= holds - this.everyMs;
+        if (!(err instanceof StateConflictError || err instanceof NotFoundError) && !lapsing) {
           return this.logger.warn({ err, uploadId }, 'push lease not renewed; trying again');
         }
-        this.logger.warn({ uploadId, reason: err.message }, 'push lease lost; push aborted');
+        this.logger.warn({ uploadId, reason: (err as Error).message }, 'push lease lost; push aborted');
         this.stop(uploadId);
         lost();
       });

@@ -27,8 +27,13 @@ export class RedisEventRelay implements EventRelay {
     void this.subscriber.subscribe(this.#channel).catch(() => undefined);
     this.subscriber.on('message', (channel: string, text: string) => {
       if (channel !== this.#channel) return;
-      const { origin, event } = JSON.parse(text) as { origin: string; event: SharedEvent };
-      if (origin !== this.origin) deliver(event);
+      let message: { origin: string; event: SharedEvent };
+      try {
+        message = JSON.parse(text) as typeof message;
+      } catch {
+        return; // not ours: only the gateway publishes here
+      }
+      if (message.origin !== this.origin) deliver(message.event);
     });
   }
 }

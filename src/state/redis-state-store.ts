@@ -109,7 +109,7 @@ export class RedisStateStore implements UploadStateStore {
         return next;
       }
     }
-    throw new Error(`upload ${id}: the record kept changing under ${MAX_TRIES} attempts to change it`);
+    throw new StateUnavailableError(`upload ${id}: the record kept changing under ${MAX_TRIES} attempts to change it`);
   }
 
   #run(command: string, ...args: string[]): Promise<unknown> {

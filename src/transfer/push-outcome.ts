@@ -1,4 +1,4 @@
-import { NotFoundError } from '../errors.js';
+import { NotFoundError, StateUnavailableError } from '../errors.js';
 import { GlanceHttpError, GlanceNetworkError } from '../glance/errors.js';
 import type { Image } from '../glance/image.js';
 import type { RecordPatch } from '../state/state-store.js';
@@ -26,6 +26,8 @@ export interface RetryPolicy {
 /** An error thrown by a push attempt, as an outcome. */
 export function classifyFailure(err: unknown): PushOutcome {
   if (err instanceof StateConflictError || err instanceof NotFoundError) return { kind: 'moved_on' };
+  // The shared state could not record a step: the push is retried, never failed for it.
+  if (err instanceof StateUnavailableError) return { kind: 'retry', error: { code: 'state_unavailable', message: err.message } };
   if (err instanceof GlanceHttpError) {
     const error: PushError = { code: 'glance_refused', message: err.message, httpStatus: err.status };
     if (err.status === 401) return { kind: 'token_rejected', error: { ...error, code: 'token_rejected' } };

@@ -5,6 +5,8 @@ import type { TokenSource } from '../state/token-source.js';
 import { LEASED_STATES, unlessMovedOn } from '../state/transitions.js';
 import { UNFINISHED_PUSH_STATES, type UploadRecord, type UploadState } from '../state/upload-record.js';
 
+const OVERDUE_MS = 15_000;
+
 export interface PushRecoveryDeps {
   store: Pick<UploadStateStore, 'list'>;
   tokens: Pick<TokenSource, 'has'>;
@@ -64,7 +66,9 @@ export class PushRecovery {
   async adopt(): Promise<void> {
     for (const record of await this.deps.store.list()) {
       const orphaned = LEASED_STATES.includes(record.state) && liveHolder(record.lease) === undefined && !this.deps.running(record.id);
-      if (orphaned || record.state === 'queued') await this.deps.queue(record.id);
+      // A retry whose queue entry was lost (a job that failed while Redis was away) is long overdue.
+      const overdue = record.state === 'retrying' && Date.parse(record.nextAttemptAt ?? '') < Date.now() - OVERDUE_MS;
+      if (orphaned || overdue || record.state === 'queued') await this.deps.queue(record.id);
       if (record.state !== 'awaiting_token' || !(await this.deps.tokens.has(record.id))) continue;
       await this.deps
         .move(record.id, 'awaiting_token', 'queued', { nextAttemptAt: null })

@@ -76,6 +76,8 @@ export class Trusts {
     const record = await this.deps.store.get(uploadId);
     if (!record || record.trust) return;
     const who = await this.deps.identify(token);
+    // Only the uploader's own token delegates for this upload (its callers check that too).
+    if (who.userId !== record.userId || who.projectId !== record.projectId) return;
     const base = Date.now() + this.#window;
     let trust: { id: string } | undefined;
     // Keystone refuses a second trust identical to one it has (409): another second makes it differ.
@@ -161,7 +163,8 @@ export class Trusts {
       }
     }
     for (const record of records) {
-      if (ENDED.has(record.state) && trustIdOf(record)) await this.deps.store.update(record.id, { trust: null }).catch(() => undefined);
+      const stillEnded = (current: UploadRecord) => ENDED.has(current.state) && trustIdOf(current) === trustIdOf(record);
+      if (ENDED.has(record.state) && trustIdOf(record)) await this.deps.store.update(record.id, { trust: null }, stillEnded).catch(() => undefined);
     }
     return deleted;
   }
