@@ -216,10 +216,10 @@ describe('a token Keystone makes no trust with', () => {
       const { uploadUrl } = await tusUpload(gw.url, file.path, { token: client.token, metadata: metadata('trust-appcred') });
       const id = idOf(uploadUrl);
       const refused = await until('the refusal', async () => (await recordOf(dir, id)).trust?.none);
-      assert.match(refused, /Keystone refused a trust/);
+      assert.match(refused, /Keystone makes no trust: the token comes from an application credential/);
       const status = await getStatus(gw.url, new URL(uploadUrl).pathname, client.token);
       assert.equal(status.unattended, false);
-      assert.match(status.unattendedReason ?? '', /refused/);
+      assert.match(status.unattendedReason ?? '', /application credential/);
       const metrics = await (await fetch(`${gw.url}/metrics`)).text();
       assert.match(metrics, /gateway_uploads_without_trust_total\{reason="refused"\} [1-9]/);
       assert.deepEqual((await serviceTrusts(env)).filter((t) => !before.includes(t)), [], 'no trust was made');

@@ -17,6 +17,11 @@ export interface TokenIdentity {
   projectId: string | undefined;
   /** Role names on that project. */
   roles: string[];
+  /**
+   * The token stands for a delegation (an application credential, a trust, OAuth, EC2), not for
+   * the user's own sign-in: Keystone's docs call a trust made with one an escalation.
+   */
+  delegated: boolean;
   expiresAt: number;
   catalog: CatalogEntry[];
 }
@@ -26,6 +31,8 @@ interface TokenBody {
     user: { id: string };
     project?: { id: string };
     roles?: { name: string }[];
+    methods?: string[];
+    'OS-TRUST:trust'?: unknown;
     expires_at: string;
     catalog?: CatalogEntry[];
   };
@@ -38,6 +45,8 @@ export interface KeystoneOptions {
 }
 
 const CACHE_MAX = 10_000;
+/** Keystone's own sign-in methods (its primary auth methods); anything else is a delegated credential. */
+const SIGN_IN_METHODS = new Set(['password', 'token', 'totp', 'external', 'mapped', 'openid', 'saml2', 'kerberos', 'x509']);
 
 /**
  * Token validation against Keystone v3 (`GET /auth/tokens`: a token may read itself, so no
@@ -101,6 +110,7 @@ export class Keystone {
       userId: t.user.id,
       projectId: t.project?.id,
       roles: (t.roles ?? []).map((r) => r.name),
+      delegated: t['OS-TRUST:trust'] !== undefined || !(t.methods ?? []).every((m) => SIGN_IN_METHODS.has(m)) || !t.methods?.length,
       expiresAt: Date.parse(t.expires_at),
       catalog: t.catalog ?? [],
     };

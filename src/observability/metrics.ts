@@ -45,7 +45,7 @@ export class Metrics {
     this.#pushed = new Counter({ name: 'gateway_bytes_pushed_total', help: 'Bytes sent to Glance', registers });
     this.#withoutTrust = new Counter({
       name: 'gateway_uploads_without_trust_total',
-      help: 'Uploads whose push needs the client: no service user (disabled), or Keystone refused a trust (refused)',
+      help: 'Uploads whose push needs the client: no service user (disabled), or no trust for its token (refused)',
       labelNames: ['reason'],
       registers,
     });

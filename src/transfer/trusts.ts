@@ -10,7 +10,7 @@ export interface TrustsDeps {
   /** undefined: no service user is configured, and every push needs its client's token. */
   keystone: KeystoneTrusts | undefined;
   /** Who the token speaks for: the trustor, the project and the roles to delegate. */
-  identify(token: string): Promise<{ userId: string; projectId: string; roles: string[] }>;
+  identify(token: string): Promise<{ userId: string; projectId: string; roles: string[]; delegated: boolean }>;
   store: Pick<UploadStateStore, 'get' | 'update' | 'list'>;
   logger: Logger;
   /** An upload goes on without a trust: no service user, or Keystone refused one. */
@@ -78,6 +78,8 @@ export class Trusts {
     const who = await this.deps.identify(token);
     // Only the uploader's own token delegates for this upload (its callers check that too).
     if (who.userId !== record.userId || who.projectId !== record.projectId) return;
+    // Keystone refuses these (and where a deployment opts out of that, it is an escalation): never asked.
+    if (who.delegated) return this.#without(uploadId, 'the token comes from an application credential or another trust');
     const base = Date.now() + this.#window;
     let trust: { id: string } | undefined;
     // Keystone refuses a second trust identical to one it has (409): another second makes it differ.
@@ -89,11 +91,7 @@ export class Trusts {
       } catch (err) {
         if (err instanceof GlanceHttpError && err.status === 409 && i < 5) continue;
         if (!(err instanceof TrustRefusedError)) throw err;
-        this.deps.withoutTrust('refused');
-        this.deps.logger.info({ uploadId, reason: err.message }, 'Keystone refused a trust: the push needs its client');
-        const none = `Keystone refused a trust: ${err.message}`;
-        await this.deps.store.update(uploadId, { trust: { none } }, (current) => !current.trust).catch(() => undefined);
-        return;
+        return this.#without(uploadId, err.message);
       }
     }
     try {
@@ -106,6 +104,13 @@ export class Trusts {
     }
     this.deps.logger.info({ uploadId, trustId: trust.id }, 'trust granted: the push can finish without its client');
     await this.deps.granted(uploadId);
+  }
+
+  async #without(uploadId: string, why: string): Promise<void> {
+    this.deps.withoutTrust('refused');
+    this.deps.logger.info({ uploadId, reason: why }, 'no trust: the push needs its client');
+    const none = `Keystone makes no trust: ${why}`;
+    await this.deps.store.update(uploadId, { trust: { none } }, (current) => !current.trust).catch(() => undefined);
   }
 
   /** A token for the upload from its trust, or undefined if it has none (or it is gone). Throws when Keystone cannot be asked. */
