@@ -144,6 +144,22 @@ async function assertActive(imageId: string, file: { sha512: string }): Promise<
   assert.ok((glance.mostAtOnce.get(imageId) ?? 0) <= 1, 'Glance never saw two PUTs of this image at once');
 }
 
+/** An 8 MiB upload created through haproxy, with no data yet: its path. */
+async function createUpload(name: string): Promise<string> {
+  const created = await fetch(`${haproxy.url}/files/`, {
+    method: 'POST',
+    headers: { ...TUS, 'x-auth-token': user.token, 'upload-length': String(8 * MiB), 'upload-metadata': meta(metadata(name)) },
+  });
+  assert.equal(created.status, 201);
+  return new URL(created.headers.get('location')!, haproxy.url).pathname;
+}
+
+/** A PATCH at offset 0 straight to one gateway. */
+function patchFromZero(gw: GatewayProcess, path: string, body: ReadableStream<Uint8Array> | Uint8Array): Promise<Response> {
+  const headers = { ...TUS, 'x-auth-token': user.token, 'upload-offset': '0', 'content-type': 'application/offset+octet-stream' };
+  return fetch(`${gw.url}${path}`, { method: 'PATCH', headers, body, duplex: 'half' } as RequestInit);
+}
+
 async function imageOf(uploadUrl: string): Promise<string> {
   const res = await fetch(`${haproxy.url}/files/${idOf(uploadUrl)}/status`, { headers: { 'x-auth-token': user.token } });
   return ((await res.json()) as { imageId: string }).imageId;
@@ -188,20 +204,9 @@ describe('several gateways behind haproxy', () => {
   });
 
   test('two PATCHes of one upload on two instances at once: one wins, the other gets the tus answer, no byte corrupted', { timeout: 300_000 }, async () => {
-    const created = await fetch(`${haproxy.url}/files/`, {
-      method: 'POST',
-      headers: { ...TUS, 'x-auth-token': user.token, 'upload-length': String(8 * MiB), 'upload-metadata': meta(metadata('several-race')) },
-    });
-    assert.equal(created.status, 201);
-    const path = new URL(created.headers.get('location')!, haproxy.url).pathname;
+    const path = await createUpload('several-race');
     const data = await fsp.readFile(files[1]!.path);
-    const patch = (gw: GatewayProcess, body: ReadableStream<Uint8Array> | Uint8Array) =>
-      fetch(`${gw.url}${path}`, {
-        method: 'PATCH',
-        headers: { ...TUS, 'x-auth-token': user.token, 'upload-offset': '0', 'content-type': 'application/offset+octet-stream' },
-        body,
-        duplex: 'half',
-      } as RequestInit);
+    const patch = (gw: GatewayProcess, body: ReadableStream<Uint8Array> | Uint8Array) => patchFromZero(gw, path, body);
     // The first sends 1 MiB, then waits: it holds the lock when the second comes.
     const slow = new ReadableStream<Uint8Array>({
       async start(controller) {
@@ -223,12 +228,7 @@ describe('several gateways behind haproxy', () => {
   });
 
   test('the instance receiving a PATCH is SIGKILLed: the client resumes through haproxy, no byte lost', { timeout: 300_000 }, async () => {
-    const created = await fetch(`${haproxy.url}/files/`, {
-      method: 'POST',
-      headers: { ...TUS, 'x-auth-token': user.token, 'upload-length': String(8 * MiB), 'upload-metadata': meta(metadata('several-kill-patch')) },
-    });
-    assert.equal(created.status, 201);
-    const path = new URL(created.headers.get('location')!, haproxy.url).pathname;
+    const path = await createUpload('several-kill-patch');
     // The PATCH goes to one instance as haproxy would send it there, and stalls after 3 MiB.
     const data = await fsp.readFile(files[2]!.path);
     const stalled = new ReadableStream<Uint8Array>({
@@ -237,12 +237,7 @@ describe('several gateways behind haproxy', () => {
       },
     });
     const receiver = 0;
-    const patching = fetch(`${gateways[receiver]!.url}${path}`, {
-      method: 'PATCH',
-      headers: { ...TUS, 'x-auth-token': user.token, 'upload-offset': '0', 'content-type': 'application/offset+octet-stream' },
-      body: stalled,
-      duplex: 'half',
-    } as RequestInit).catch(() => undefined);
+    const patching = patchFromZero(gateways[receiver]!, path, stalled).catch(() => undefined);
     const stored = `${storage}/uploads/${idOf(path)}`;
     await until('3 MiB on the shared volume', async () => (await fsp.stat(stored)).size >= 3 * MiB);
     await kill(receiver);

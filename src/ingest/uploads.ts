@@ -195,15 +195,16 @@ export class Uploads {
   /** Forget an upload whose data is gone (terminated, expired, refused), an image the gateway made for it, and its trust. */
   async forget(uploadId: string): Promise<void> {
     const record = await this.deps.store.get(uploadId);
-    // The client's token, or the trust's while it lasts: the created image goes before the trust does.
-    const token = (await this.deps.tokens.tokenFor(uploadId)) ?? (await this.deps.trusts.token(uploadId).catch(() => undefined));
+    const deleteImage = record?.createdImage === true && record.state !== 'active';
+    // The client's token, or the trust's while it lasts (asked only when an image is to go): the image goes before the trust does.
+    const token = deleteImage ? ((await this.deps.tokens.tokenFor(uploadId)) ?? (await this.deps.trusts.token(uploadId).catch(() => undefined))) : undefined;
     await this.deps.pusher.cancel(uploadId);
     await this.deps.tokens.forget(uploadId);
     this.deps.reservations.release(uploadId);
     this.deps.guard.forget(uploadId);
     await this.deps.store.delete(uploadId);
     void (async () => {
-      if (record?.createdImage && record.state !== 'active') await this.#deleteCreatedImage(record, token);
+      if (deleteImage) await this.#deleteCreatedImage(record, token);
       await this.deps.trusts.revoke(record);
     })();
   }

@@ -17,6 +17,8 @@ export interface PushRecoveryDeps {
   running(uploadId: string): boolean;
   move(uploadId: string, from: UploadState, to: UploadState, patch: RecordPatch): Promise<UploadRecord>;
   queue(uploadId: string, delayMs?: number): Promise<void>;
+  /** A push waiting for a token has one now: on as for a client's request. */
+  resume(uploadId: string): Promise<void>;
 }
 
 /**
@@ -69,11 +71,7 @@ export class PushRecovery {
       // A retry whose queue entry was lost (a job that failed while Redis was away) is long overdue.
       const overdue = record.state === 'retrying' && Date.parse(record.nextAttemptAt ?? '') < Date.now() - OVERDUE_MS;
       if (orphaned || overdue || record.state === 'queued') await this.deps.queue(record.id);
-      if (record.state !== 'awaiting_token' || !(await this.deps.tokens.has(record.id))) continue;
-      await this.deps
-        .move(record.id, 'awaiting_token', 'queued', { nextAttemptAt: null })
-        .then(() => this.deps.queue(record.id))
-        .catch(unlessMovedOn(this.deps.logger.child({ uploadId: record.id })));
+      if (record.state === 'awaiting_token' && (await this.deps.tokens.has(record.id))) await this.deps.resume(record.id);
     }
   }
 }

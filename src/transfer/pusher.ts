@@ -91,6 +91,7 @@ export class Pusher {
       running: (id) => this.#inflight.has(id),
       move: (id, from, to, patch) => this.#move(id, from, to, patch),
       queue: requeue,
+      resume: (id) => this.tokenArrived(id),
     });
     this.#attemptDeps = { glance: deps.glance, digests: this.#digests, store: deps.store, recheck: deps.recheck };
   }
