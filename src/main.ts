@@ -38,16 +38,29 @@ async function main(): Promise<void> {
     stopping = true;
     logger.info({ signal }, 'shutting down');
     gateway.close().then(
-      () => process.exit(0),
+      () => leave(0),
       (err: unknown) => {
         logger.error({ err }, 'shutdown failed');
-        process.exit(1);
+        leave(1);
       },
     );
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
 }
+
+/**
+ * End with `code` once the event loop has drained, as a process that ends on its own does.
+ * `process.exit` stops V8's worker threads before the heap: a background compile waiting for a
+ * GC then never returns, and the process hangs in exit (seen on Node 24). If something still
+ * holds the loop, exit anyway after a while.
+ */
+function leave(code: number): void {
+  process.exitCode = code;
+  setTimeout(() => process.exit(code), EXIT_FALLBACK_MS).unref();
+}
+
+const EXIT_FALLBACK_MS = 5_000;
 
 // One line, like a configuration error: an unusable STORAGE_DIR, a port in use.
 main().catch((err: unknown) => {
